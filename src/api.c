@@ -1,0 +1,554 @@
+/* api.c -- HTTP routes. Both listeners: the health probes. Client listener:
+ * the WebSocket endpoints /ws and (test-only) /echo. Admin listener: the
+ * server API of SPEC §9 behind the API key, and /metrics. Calls that need
+ * the whole picture (connections, rooms, publishing) go to the hub; history
+ * and notifications are read here through the worker's read-only handle. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "acl.h"
+#include "ipc.h"
+#include "log.h"
+#include "proto.h"
+#include "session.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#define HUB_STALE_MS 2000      /* hub figures older than this mean the hub is down */
+#define HISTORY_MAX 1000
+
+struct route_req {
+	struct conn *c;
+	const struct http_request *req;
+	const char *body;
+	size_t len;
+	const char *rest;          /* path after the route's prefix */
+	size_t rest_len;
+};
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+static void respond(struct conn *c, int status, const char *type, const char *body, size_t len)
+{
+	struct buf out = { 0 };
+	http_response(&out, status, type, body, len, c->keep_alive);
+	conn_http_reply(c, &out);
+	buf_free(&out);
+}
+
+static void respond_json(struct conn *c, int status, json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT);
+	respond(c, status, "application/json", s, strlen(s));
+	free(s);
+	json_decref(v);
+}
+
+static void respond_error(struct conn *c, int status, const char *code, const char *message)
+{
+	struct buf out = { 0 };
+	http_error(&out, status, code, message, c->keep_alive);
+	conn_http_reply(c, &out);
+	buf_free(&out);
+}
+
+/* The hub's answer becomes the HTTP response as it is. */
+static void hub_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	if (c)
+		respond(c, status, "application/json", json, len);
+}
+
+/* Forwards a JSON request to the hub; the reply comes back to fn. */
+static void ask_hub(struct conn *c, json_t *q, worker_reply_fn fn)
+{
+	char *s = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	if (worker_request(c, 0, s, strlen(s), fn) < 0)
+		respond_error(c, 503, "unavailable", "hub unavailable, retry");
+	else
+		c->pending_req = 1;
+	free(s);
+}
+
+/* ---- health ------------------------------------------------------------------------- */
+
+static bool hub_alive(void)
+{
+	return worker.hub_up && mono_ms() - worker.hubstat.at < HUB_STALE_MS;
+}
+
+static void health(struct conn *c, const char *which)
+{
+	bool hub = hub_alive(), db = hub && worker.hubstat.db_writable;
+	if (strcmp(which, "/health/live") == 0) {
+		respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	bool ready = hub && db;
+	int status = ready ? 200 : 503;
+	if (strcmp(which, "/health/ready") == 0) {
+		respond_json(c, status, json_pack("{s:s}", "status", ready ? "ready" : "not_ready"));
+		return;
+	}
+	json_int_t conns = hub ? (json_int_t)worker.hubstat.connections : (json_int_t)conn_count();
+	respond_json(c, status, json_pack("{s:s, s:I, s:I, s:s, s:s, s:i}",
+		"status", ready ? "ok" : "degraded",
+		"uptime", (json_int_t)((now_ms() - worker.started_ms) / 1000),
+		"connections", conns, "hub", hub ? "up" : "down",
+		"db", db ? "writable" : "unavailable", "worker", worker.slot + 1));
+}
+
+/* ---- WebSocket endpoints ------------------------------------------------------------- */
+
+/* The handshake checks of RFC 6455 §4.2.1; returns false after answering. */
+static bool ws_handshake_ok(struct conn *c, const struct http_request *req)
+{
+	const struct http_header *key = http_find_header(req, "Sec-WebSocket-Key");
+	const struct http_header *ver = http_find_header(req, "Sec-WebSocket-Version");
+	if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
+		respond_error(c, 405, "bad_request", "WebSocket needs GET");
+		return false;
+	}
+	if (!req->upgrade_websocket || !key || key->value_len != 24) {
+		respond_error(c, 400, "bad_request", "not a valid WebSocket handshake");
+		return false;
+	}
+	if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
+		static const char body[] = "{\"error\":{\"code\":\"bad_request\",\"message\":\"unsupported WebSocket version\"}}";
+		struct buf out = { 0 };
+		buf_printf(&out, "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+				 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+			   sizeof(body) - 1, body);
+		conn_http_reply(c, &out);
+		buf_free(&out);
+		return false;
+	}
+	const struct http_header *origin = http_find_header(req, "Origin");
+	if (origin && !config_origin_allowed(worker.cfg, origin->value, origin->value_len)) {
+		respond_error(c, 403, "forbidden", "origin not allowed");
+		return false;
+	}
+	return true;
+}
+
+static const char *ws_protocol(const struct http_request *req)
+{
+	const struct http_header *h = http_find_header(req, "Sec-WebSocket-Protocol");
+	return h && http_header_has_token(h, "herald.v1") ? "herald.v1" : NULL;
+}
+
+static void ws_endpoint(struct conn *c, const struct http_request *req)
+{
+	if (!ws_handshake_ok(c, req))
+		return;
+	/* A token in the URL or header is checked before upgrading: 401 is clearer
+	 * than a close code. Without one, the client may send an auth message. */
+	char token[JWT_MAX_LEN + 1];
+	int tlen = req->query ? http_query_param(req->query, req->query_len, "token", token,
+						 sizeof(token)) : -1;
+	const struct http_header *authz = http_find_header(req, "Authorization");
+	if (tlen < 0 && authz && authz->value_len > 7 && strncasecmp(authz->value, "Bearer ", 7) == 0 &&
+	    authz->value_len - 7 <= JWT_MAX_LEN) {
+		tlen = (int)(authz->value_len - 7);
+		memcpy(token, authz->value + 7, (size_t)tlen);
+		token[tlen] = '\0';
+	}
+	struct jwt_claims claims;
+	if (tlen >= 0) {
+		enum jwt_result r = session_verify_token(token, (size_t)tlen, &claims);
+		if (r != JWT_OK) {
+			respond_error(c, 401, r == JWT_EXPIRED ? "token_expired" : "auth_failed",
+				      jwt_result_str(r));
+			return;
+		}
+	}
+	conn_ws_upgrade(c, req, ws_protocol(req), false);
+	session_open(c, tlen >= 0 ? &claims : NULL);
+}
+
+/* ---- server API -------------------------------------------------------------------- */
+
+static bool authorized(const struct http_request *req)
+{
+	const char *key = worker.cfg->api_key;
+	const struct http_header *h = http_find_header(req, "Authorization");
+	if (!key || !*key || !h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
+		return false;
+	return str_equal_ct(h->value + 7, h->value_len - 7, key, strlen(key));
+}
+
+static bool method_is(const struct http_request *req, const char *m)
+{
+	return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
+}
+
+/* Parses the request body as a JSON object, answering 400 when it is not. */
+static json_t *body_json(struct route_req *r)
+{
+	json_t *v;
+	char err[160];
+	if (proto_parse_object(r->body, r->len, worker.cfg->max_json_depth, &v, err, sizeof(err)) < 0) {
+		respond_error(r->c, 400, "bad_request", err);
+		return NULL;
+	}
+	return v;
+}
+
+/* Decodes the path segment rest[0..n) into out; false (after answering 400) when bad. */
+static bool segment(struct route_req *r, const char *p, size_t n, char *out, size_t outlen)
+{
+	if (n == 0 || http_url_decode(p, n, out, outlen) < 0) {
+		respond_error(r->c, 400, "bad_request", "bad path segment");
+		return false;
+	}
+	return true;
+}
+
+static void publish(struct route_req *r, bool broadcast)
+{
+	json_t *q = body_json(r);
+	if (!q)
+		return;
+	const char *event = json_string_value(json_object_get(q, "event"));
+	json_t *data = json_object_get(q, "data");
+	json_t *room = json_object_get(q, "room"), *rooms = json_object_get(q, "rooms");
+	json_t *idem = json_object_get(q, "idempotency_key");
+	const char *err = NULL;
+	json_t *list = json_array();
+	if (broadcast)
+		json_array_append_new(list, json_string("global"));
+	else if (json_is_string(room))
+		json_array_append(list, room);
+	else if (json_is_array(rooms) && json_array_size(rooms) > 0 && json_array_size(rooms) <= 1000)
+		json_array_extend(list, rooms);
+	else
+		err = "room (string) or rooms (array of 1..1000) required";
+	if (!err && (!event || !*event || strlen(event) > 128))
+		err = "event must be a string of 1..128 bytes";
+	if (!err && idem && (!json_is_string(idem) || json_string_length(idem) > 200))
+		err = "idempotency_key must be a string of at most 200 bytes";
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		if (!err && (!json_is_string(v) || !acl_room_valid(json_string_value(v), json_string_length(v))))
+			err = "invalid room name";
+	}
+	if (err) {
+		respond_error(r->c, 400, "bad_request", err);
+		json_decref(list);
+		json_decref(q);
+		return;
+	}
+	if (!worker.hub_up) {
+		respond_error(r->c, 503, "unavailable", "hub unavailable, retry");
+		json_decref(list);
+		json_decref(q);
+		return;
+	}
+	char *text = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_PUBLISH);
+	ipc_put_u64(&b, worker_expect_reply(r->c, 0, hub_reply));
+	ipc_put_u32(&b, (uint32_t)json_array_size(list));
+	json_array_foreach(list, i, v)
+		ipc_put_cstr(&b, json_string_value(v));
+	ipc_put_cstr(&b, event);
+	ipc_put_cstr(&b, text);
+	ipc_put_cstr(&b, json_string_value(idem));
+	ipc_put_u8(&b, 0);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+	free(text);
+	r->c->pending_req = 1;
+	worker.stats.published++;
+	json_decref(list);
+	json_decref(q);
+}
+
+static int history_row(const struct store_message *m, void *arg)
+{
+	json_t *data = json_loadb(m->data, m->data_len, JSON_DECODE_ANY, NULL);
+	json_array_append_new(arg, json_pack("{s:I, s:s, s:o, s:s}", "seq", (json_int_t)m->seq,
+					     "event", m->event, "data", data ? data : json_null(),
+					     "ts", m->ts));
+	return 0;
+}
+
+static long query_long(const struct http_request *req, const char *key, long def)
+{
+	char v[32];
+	if (!req->query || http_query_param(req->query, req->query_len, key, v, sizeof(v)) <= 0)
+		return def;
+	char *end;
+	long n = strtol(v, &end, 10);
+	return *end || n < 0 ? -1 : n;
+}
+
+static void history(struct route_req *r, const char *room)
+{
+	long since = query_long(r->req, "since", 0), limit = query_long(r->req, "limit", 100);
+	if (since < 0 || limit < 0) {
+		respond_error(r->c, 400, "bad_request", "since and limit must be non-negative integers");
+		return;
+	}
+	struct store_room sr;
+	if (store_room_get(worker.reader, room, false, &sr) != 1) {
+		respond_error(r->c, 404, "not_found", "no such room");
+		return;
+	}
+	json_t *msgs = json_array();
+	if (store_history(worker.reader, room, since, (int)MIN(MAX(limit, 1), HISTORY_MAX),
+			  history_row, msgs) < 0) {
+		json_decref(msgs);
+		respond_error(r->c, 500, "internal", "history unavailable");
+		return;
+	}
+	int64_t first = store_first_seq(worker.reader, room);
+	respond_json(r->c, 200, json_pack("{s:s, s:s, s:I, s:I, s:o}", "room", room, "epoch",
+					  sr.epoch, "seq", (json_int_t)sr.last_seq, "first_seq",
+					  (json_int_t)MAX(first, 0), "messages", msgs));
+}
+
+static void rooms_route(struct route_req *r)
+{
+	char room[ROOM_MAX * 3 + 1];
+	if (r->rest_len == 0) {
+		char prefix[ROOM_MAX + 1];
+		json_t *q = json_pack("{s:s}", "op", "rooms");
+		if (r->req->query && http_query_param(r->req->query, r->req->query_len, "prefix",
+						      prefix, sizeof(prefix)) >= 0)
+			json_object_set_new(q, "prefix", json_string(prefix));
+		ask_hub(r->c, q, hub_reply);
+		return;
+	}
+	const char *slash = memchr(r->rest, '/', r->rest_len);
+	size_t n = slash ? (size_t)(slash - r->rest) : r->rest_len;
+	if (!segment(r, r->rest, n, room, sizeof(room)))
+		return;
+	if (!slash)
+		ask_hub(r->c, json_pack("{s:s, s:s}", "op", "room", "room", room), hub_reply);
+	else if (r->rest_len - n == 8 && memcmp(slash, "/history", 8) == 0)
+		history(r, room);
+	else
+		respond_error(r->c, 404, "not_found", "no such route");
+}
+
+static void notifications_list(struct route_req *r, const char *user)
+{
+	char v[8];
+	bool unread = r->req->query &&
+		      http_query_param(r->req->query, r->req->query_len, "unread", v, sizeof(v)) > 0 &&
+		      strcmp(v, "true") == 0;
+	long limit = query_long(r->req, "limit", 50), before = query_long(r->req, "before", 0);
+	if (limit < 0 || before < 0) {
+		respond_error(r->c, 400, "bad_request", "limit and before must be non-negative integers");
+		return;
+	}
+	json_t *list = store_notifications_list(worker.reader, user, unread,
+						(int)MIN(MAX(limit, 1), HISTORY_MAX), before);
+	if (!list) {
+		respond_error(r->c, 500, "internal", "notifications unavailable");
+		return;
+	}
+	int64_t count = store_unread_count(worker.reader, user);
+	respond_json(r->c, 200, json_pack("{s:s, s:I, s:o}", "user", user, "unread",
+					  (json_int_t)MAX(count, 0), "notifications", list));
+}
+
+static void users_route(struct route_req *r)
+{
+	char user[256 * 3];
+	const char *slash = memchr(r->rest, '/', r->rest_len);
+	size_t n = slash ? (size_t)(slash - r->rest) : r->rest_len;
+	if (!slash || !segment(r, r->rest, n, user, sizeof(user))) {
+		if (!slash)
+			respond_error(r->c, 404, "not_found", "no such route");
+		return;
+	}
+	const char *tail = slash;
+	size_t tl = r->rest_len - n;
+#define TAIL_IS(s) (tl == strlen(s) && memcmp(tail, s, tl) == 0)
+	if (TAIL_IS("/disconnect") && method_is(r->req, "POST")) {
+		ask_hub(r->c, json_pack("{s:s, s:s}", "op", "disconnect", "user", user), hub_reply);
+	} else if (TAIL_IS("/notifications") && method_is(r->req, "GET")) {
+		notifications_list(r, user);
+	} else if (TAIL_IS("/notifications/read") && method_is(r->req, "POST")) {
+		json_t *q = r->len ? body_json(r) : json_object();
+		if (!q)
+			return;
+		json_t *ids = json_object_get(q, "ids");
+		if (ids && !json_is_array(ids)) {
+			json_decref(q);
+			respond_error(r->c, 400, "bad_request", "ids must be an array");
+			return;
+		}
+		json_t *fwd = json_pack("{s:s, s:s}", "op", "read", "user", user);
+		if (ids)
+			json_object_set(fwd, "ids", ids);
+		else
+			json_object_set_new(fwd, "all", json_true());
+		json_decref(q);
+		ask_hub(r->c, fwd, hub_reply);
+	} else {
+		respond_error(r->c, 404, "not_found", "no such route");
+	}
+#undef TAIL_IS
+}
+
+static void notify(struct route_req *r)
+{
+	json_t *q = body_json(r);
+	if (!q)
+		return;
+	json_t *user = json_object_get(q, "user"), *users = json_object_get(q, "users");
+	const char *type = json_string_value(json_object_get(q, "type"));
+	json_t *list = json_array();
+	if (json_is_string(user))
+		json_array_append(list, user);
+	else if (json_is_array(users))
+		json_array_extend(list, users);
+	size_t i;
+	json_t *v;
+	bool ok = json_array_size(list) > 0 && json_array_size(list) <= 10000 && type && *type;
+	json_array_foreach(list, i, v)
+		ok = ok && json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) <= 190;
+	const char *fields[] = { "title", "message", "action_url" };
+	for (size_t f = 0; f < ARRAY_SIZE(fields); f++) {
+		json_t *x = json_object_get(q, fields[f]);
+		ok = ok && (!x || json_is_string(x) || json_is_null(x));
+	}
+	if (!ok) {
+		json_decref(list);
+		json_decref(q);
+		respond_error(r->c, 400, "bad_request",
+			      "user or users (1..10000 names), type, and string title/message/action_url required");
+		return;
+	}
+	json_object_set_new(q, "users", list);
+	json_object_del(q, "user");
+	json_object_set_new(q, "op", json_string("notify"));
+	ask_hub(r->c, q, hub_reply);
+}
+
+/* Prometheus text from the hub's stats. */
+static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	json_t *v = c && status == 200 ? json_loadb(json, len, 0, NULL) : NULL;
+	if (!v) {
+		if (c)
+			respond_error(c, 503, "unavailable", "hub unavailable");
+		return;
+	}
+	json_t *msgs = json_object_get(v, "messages");
+	struct buf b = { 0 };
+	struct { const char *name, *help, *type; json_t *val; } m[] = {
+		{ "herald_connections", "Open client connections", "gauge", json_object_get(v, "connections") },
+		{ "herald_unique_users", "Distinct authenticated users connected", "gauge", json_object_get(v, "unique_users") },
+		{ "herald_anonymous_connections", "Anonymous connections", "gauge", json_object_get(v, "anonymous") },
+		{ "herald_rooms", "Rooms with subscribers", "gauge", json_object_get(v, "rooms") },
+		{ "herald_messages_published_total", "Messages stored and routed", "counter", json_object_get(msgs, "published") },
+		{ "herald_messages_delivered_total", "Event frames queued to clients", "counter", json_object_get(msgs, "delivered") },
+		{ "herald_publish_duplicates_total", "Publishes answered from an idempotency key", "counter", json_object_get(msgs, "duplicates") },
+		{ "herald_slow_consumers_closed_total", "Connections closed for a full send queue", "counter", json_object_get(msgs, "slow_consumers_closed") },
+		{ "herald_rate_limited_total", "Client messages refused by the rate limit", "counter", json_object_get(msgs, "rate_limited") },
+		{ "herald_commits_total", "Hub transactions", "counter", json_object_get(v, "commits") },
+		{ "herald_uptime_seconds", "Seconds since the hub started", "gauge", json_object_get(v, "uptime") },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(m); i++)
+		buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m[i].name, m[i].help,
+			   m[i].name, m[i].type, m[i].name, (long long)json_integer_value(m[i].val));
+	buf_appends(&b, "# HELP herald_worker_connections Open connections per worker\n"
+			"# TYPE herald_worker_connections gauge\n");
+	size_t i;
+	json_t *w;
+	json_array_foreach(json_object_get(v, "workers"), i, w)
+		buf_printf(&b, "herald_worker_connections{worker=\"%lld\"} %lld\n",
+			   (long long)json_integer_value(json_object_get(w, "slot")) + 1,
+			   (long long)json_integer_value(json_object_get(w, "connections")));
+	respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_free(&b);
+	json_decref(v);
+}
+
+static void api_route(struct route_req *r)
+{
+	const struct http_request *req = r->req;
+	const char *p = req->path + 4;           /* after "/api" */
+	size_t n = req->path_len - 4;
+#define IS(s) (n == strlen(s) && memcmp(p, s, n) == 0)
+#define PREFIX(s) (n > strlen(s) && memcmp(p, s, strlen(s)) == 0 && \
+		   (r->rest = p + strlen(s), r->rest_len = n - strlen(s), true))
+	bool get = method_is(req, "GET"), post = method_is(req, "POST");
+	char id[32];
+	if (!authorized(req)) {
+		respond_error(r->c, 401, "unauthorized", "missing or wrong API key");
+	} else if (IS("/publish") && post) {
+		publish(r, false);
+	} else if (IS("/broadcast") && post) {
+		publish(r, true);
+	} else if (IS("/rooms") && get) {
+		r->rest_len = 0;
+		rooms_route(r);
+	} else if (PREFIX("/rooms/") && get) {
+		rooms_route(r);
+	} else if (IS("/connections") && get) {
+		char user[256];
+		json_t *q = json_pack("{s:s}", "op", "connections");
+		if (req->query && http_query_param(req->query, req->query_len, "user", user, sizeof(user)) >= 0)
+			json_object_set_new(q, "user", json_string(user));
+		ask_hub(r->c, q, hub_reply);
+	} else if (PREFIX("/connections/") && method_is(req, "DELETE")) {
+		char *end;
+		if (!segment(r, r->rest, r->rest_len, id, sizeof(id)))
+			return;
+		unsigned long long cid = strtoull(id, &end, 10);
+		if (*end || !cid)
+			respond_error(r->c, 404, "not_found", "no such connection");
+		else
+			ask_hub(r->c, json_pack("{s:s, s:I}", "op", "disconnect", "id", (json_int_t)cid),
+				hub_reply);
+	} else if (PREFIX("/users/")) {
+		users_route(r);
+	} else if (IS("/stats") && get) {
+		ask_hub(r->c, json_pack("{s:s}", "op", "stats"), hub_reply);
+	} else if (IS("/notifications") && post) {
+		notify(r);
+	} else {
+		respond_error(r->c, 404, "not_found", "no such route");
+	}
+#undef IS
+#undef PREFIX
+}
+
+void api_handle(struct conn *c, const struct http_request *req, const char *body, size_t len)
+{
+	struct route_req r = { c, req, body, len, NULL, 0 };
+	const char *p = req->path;
+	size_t n = req->path_len;
+#define IS(s) (n == strlen(s) && memcmp(p, s, n) == 0)
+	if (IS("/health") || IS("/health/live") || IS("/health/ready")) {
+		char which[16];
+		snprintf(which, sizeof(which), "%.*s", (int)n, p);
+		health(c, which);
+	} else if (c->listener == LISTENER_CLIENT && IS("/ws")) {
+		ws_endpoint(c, req);
+	} else if (c->listener == LISTENER_CLIENT && IS("/echo") && worker.cfg->echo) {
+		if (ws_handshake_ok(c, req))
+			conn_ws_upgrade(c, req, ws_protocol(req), true);
+	} else if (c->listener == LISTENER_ADMIN && n >= 4 && memcmp(p, "/api", 4) == 0 &&
+		   (n == 4 || p[4] == '/')) {
+		api_route(&r);
+	} else if (c->listener == LISTENER_ADMIN && IS("/metrics") && method_is(req, "GET")) {
+		ask_hub(c, json_pack("{s:s}", "op", "stats"), metrics_reply);
+	} else {
+		respond_error(c, 404, "not_found", "no such route");
+	}
+#undef IS
+}

@@ -1,0 +1,79 @@
+/* config.h -- the INI configuration file, HERALD_* environment overrides, defaults. */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "acl.h"
+
+struct ns_config {
+	char *name;                 /* "race", "user", "*" ... */
+	struct acl_rule subscribe;
+	struct acl_rule publish;
+	int history_size;           /* messages kept per room; 0 = keep none */
+	int history_ttl;            /* seconds; 0 = no age limit */
+	int throttle_ms;            /* 0 = off */
+};
+
+struct config {
+	char *path;                 /* file it was read from (NULL: defaults only) */
+
+	/* [general] keys, at top level of the file */
+	char *listen;               /* "0.0.0.0:8080" */
+	char *admin_listen;         /* "127.0.0.1:8081" */
+	int workers;                /* resolved: "auto" = number of CPUs */
+	char *database;             /* "./var/herald.db" */
+	bool durability_full;       /* durability = full */
+	char *api_key;
+	char *jwt_secret;           /* HS256 */
+	char *jwt_public_key;       /* Ed25519, base64 */
+	char *jwt_issuer;           /* checked when set */
+	char *jwt_audience;         /* checked when set */
+	int jwt_leeway;             /* seconds */
+	bool allow_anonymous;
+	char **allowed_origins;     /* "*" alone = any */
+	size_t nallowed_origins;
+	bool echo;
+	int log_level;              /* enum log_level */
+	char *log_file;             /* NULL: stderr */
+
+	/* limits and timers */
+	int max_connections;            /* per worker */
+	int max_connections_per_ip;
+	int max_connections_per_user;
+	int max_rooms_per_connection;
+	size_t max_message_size;        /* bytes of one WebSocket message */
+	size_t max_body_size;           /* bytes of one HTTP request body */
+	size_t max_header_size;         /* bytes of request line + headers */
+	int max_headers;
+	int max_json_depth;
+	size_t send_queue_max;          /* bytes queued per connection */
+	int rate_per_sec;               /* client messages per second (token bucket) */
+	int rate_burst;
+	int handshake_timeout;          /* seconds */
+	int auth_timeout;               /* seconds */
+	int token_grace;                /* seconds between token_expired and close 4003 */
+	int ping_interval;              /* seconds */
+	int ping_timeout;               /* seconds */
+	int replay_limit;               /* messages */
+	int shutdown_timeout;           /* seconds */
+
+	struct ns_config *ns;
+	size_t nns;
+};
+
+/* Reads path (may be NULL for defaults), then applies HERALD_* variables from
+ * the environment. Returns 0, or -1 with "file:line: message" in err.
+ * The built-in namespaces (user, global, workflow, workflows, admin) exist
+ * unless the file redefines them. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* The namespace that governs room (its own, else "*", else NULL). */
+const struct ns_config *config_namespace(const struct config *cfg, const char *room);
+
+/* True when origin is allowed by allowed_origins. */
+bool config_origin_allowed(const struct config *cfg, const char *origin, size_t len);
+
+#endif

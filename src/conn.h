@@ -1,0 +1,92 @@
+/* conn.h -- one client or admin TCP connection in a worker: reading, HTTP
+ * request framing, the WebSocket upgrade and frame I/O, the output queue of
+ * shared buffers written with writev, timers, and closing. */
+#ifndef HERALD_CONN_H
+#define HERALD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "buf.h"
+#include "http.h"
+#include "ws.h"
+
+enum conn_listener { LISTENER_CLIENT, LISTENER_ADMIN };
+
+enum conn_state {
+	CONN_HTTP,         /* reading requests */
+	CONN_WS,           /* WebSocket open */
+	CONN_WS_CLOSING,   /* our close frame sent; waiting for the peer's */
+	CONN_DRAINING,     /* flush what is queued, then close TCP */
+	CONN_DEAD,         /* closed; freed at the end of the loop turn */
+};
+
+struct session;
+
+struct conn {
+	uint64_t id;
+	int fd;
+	enum conn_listener listener;
+	enum conn_state state;
+	ev_io rio, wio;
+	ev_timer timer;          /* handshake, keep-alive, ping and close deadlines */
+	struct buf in;
+	char addr[48];           /* peer address, for logs and /api/connections */
+	uint32_t ip;             /* peer IPv4, network order */
+	int64_t connected_at;    /* wall clock ms */
+	int64_t last_rx;         /* ev_now of the last bytes received */
+
+	/* output: shared buffers, the first possibly partly written */
+	struct sbuf **outq;
+	size_t outq_len, outq_cap, out_off;
+	size_t out_bytes;        /* queued and unwritten */
+	struct conn *dirty_next; /* on the worker's list of conns to flush */
+	bool dirty;
+
+	/* HTTP */
+	uint64_t pending_req;    /* waiting for the hub's reply; input paused */
+	bool keep_alive;
+	bool dispatching;        /* inside api_handle: replies must not re-enter the parser */
+
+	/* WebSocket */
+	struct ws_reader ws;
+	bool echo;               /* the test-only echo endpoint */
+	bool ping_sent;
+	struct session *session; /* the client protocol, for /ws */
+
+	struct conn *prev, *next;  /* the worker's list of connections */
+};
+
+/* Accepts everything pending on a listening socket. */
+void conn_accept_all(int lfd, enum conn_listener listener);
+
+/* Queues a shared buffer (taking a reference) / a copy of bytes. The bytes go
+ * out when the loop turn ends, together with everything else queued. */
+void conn_send(struct conn *c, struct sbuf *s);
+void conn_send_bytes(struct conn *c, const void *p, size_t n);
+/* Queues one WebSocket text frame holding p. */
+void conn_ws_send_text(struct conn *c, const char *p, size_t n);
+/* Starts the close handshake with code and reason, then closes TCP. */
+void conn_ws_close(struct conn *c, int code, const char *reason);
+/* Closes the socket now; the conn is freed at the end of the loop turn. */
+void conn_close(struct conn *c, const char *why);
+
+/* HTTP side: queues a response built in out and resumes reading pipelined
+ * requests (for replies that waited on the hub). Closes after it when the
+ * request was not keep-alive. */
+void conn_http_reply(struct conn *c, struct buf *out);
+/* Sends the 101 response and switches to WebSocket; protocol may be NULL.
+ * Messages then go to the echo endpoint or to the session. */
+void conn_ws_upgrade(struct conn *c, const struct http_request *req, const char *protocol,
+		     bool echo);
+
+/* Writes every conn queued since the last call; frees closed conns. */
+void conn_flush_all(void);
+/* Applies the current configuration's limits to new work (after a reload). */
+void conn_close_all(int code, const char *reason);
+/* Number of open connections. */
+size_t conn_count(void);
+struct conn *conn_first(void);
+
+#endif

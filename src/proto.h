@@ -1,0 +1,32 @@
+/* proto.h -- encoding of the client protocol's server messages that more than
+ * one process builds (events are encoded by the hub live and by workers on
+ * replay, and must be byte-identical), and JSON input checks. */
+#ifndef HERALD_PROTO_H
+#define HERALD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "buf.h"
+
+/* Appends {"type":"event","room":..,"seq":..,"epoch":..,"event":..,"data":..,"ts":..}.
+ * data is JSON text inserted verbatim. */
+void proto_event(struct buf *b, const char *room, int64_t seq, const char *epoch,
+		 const char *event, const char *data, size_t data_len, const char *ts);
+
+/* Parses a JSON text of at most max_depth nesting into *out. Returns 0, or -1
+ * with a client-safe message in err (syntax error, too deep, not an object). */
+int proto_parse_object(const char *p, size_t n, int max_depth, json_t **out,
+		       char *err, size_t errlen);
+/* Nesting depth of a JSON text (scanning brackets outside strings);
+ * -1 when malformed strings make it unknowable. */
+int proto_json_depth(const char *p, size_t n);
+
+/* Appends `"id":<id>,` when the request carried an id (string or number). */
+void proto_put_id(struct buf *b, const char *id_json);
+/* The request's id as compact JSON text (malloc'ed), or NULL when absent or
+ * of another type than string or number. */
+char *proto_id_dup(json_t *req);
+
+#endif

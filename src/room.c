@@ -1,0 +1,335 @@
+/* room.c -- a worker's local rooms. A room is registered with the hub on its
+ * first local subscriber and dropped after the last. Each message the hub
+ * delivers is framed once and the same buffer is queued on every subscriber.
+ *
+ * Replay: a subscription that starts from an earlier seq is "replaying":
+ * live deliveries skip it, and it reads history from the database in chunks
+ * until it reaches the room's last_seq. Every seq up to last_seq is committed
+ * before the hub routes it, so the switch to live loses and doubles nothing. */
+#include "room.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "ipc.h"
+#include "log.h"
+#include "map.h"
+#include "proto.h"
+#include "session.h"
+#include "util.h"
+#include "worker.h"
+#include "ws.h"
+
+#define REPLAY_CHUNK 512               /* rows per database read */
+#define REPLAY_QUEUE_LOW (256 * 1024)  /* read more when less than this is queued */
+
+static struct map rooms;
+static struct sub *replaying;          /* subscriptions reading history */
+static ev_idle replay_idle;
+static ev_timer replay_wait;
+
+size_t room_count(void)
+{
+	return rooms.count;
+}
+
+struct room *room_find(const char *name)
+{
+	return map_get(&rooms, name, strlen(name));
+}
+
+static void hub_room_msg(uint16_t type, const char *name)
+{
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, type);
+	ipc_put_cstr(&b, name);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+}
+
+/* ---- replay ------------------------------------------------------------------------ */
+
+static void replay_schedule(void)
+{
+	if (replaying && !ev_is_active(&replay_idle))
+		ev_idle_start(worker.loop, &replay_idle);
+}
+
+static void replay_add(struct sub *s)
+{
+	s->replaying = true;
+	s->replay_next = replaying;
+	replaying = s;
+	replay_schedule();
+}
+
+static void replay_remove(struct sub *s)
+{
+	for (struct sub **pp = &replaying; *pp; pp = &(*pp)->replay_next) {
+		if (*pp == s) {
+			*pp = s->replay_next;
+			break;
+		}
+	}
+	s->replaying = false;
+}
+
+struct replay_ctx {
+	struct sub *sub;
+	struct buf frame;     /* scratch for encoding */
+};
+
+static int replay_row(const struct store_message *m, void *arg)
+{
+	struct replay_ctx *rc = arg;
+	struct sub *s = rc->sub;
+	if (m->seq > s->room->last_seq)
+		return 1;        /* committed later than we know of: it comes live */
+	if (m->seq != s->sent_seq + 1)
+		s->recovered = false;   /* pruned: the missing ones are gone */
+	buf_reset(&rc->frame);
+	proto_event(&rc->frame, s->room->name, m->seq, s->room->epoch, m->event, m->data,
+		    m->data_len, m->ts);
+	struct sbuf *f = ws_frame_new(WS_OP_TEXT, rc->frame.data, rc->frame.len);
+	conn_send(s->conn, f);
+	sbuf_unref(f);
+	s->sent_seq = m->seq;
+	s->replayed++;
+	return s->conn->state != CONN_WS;
+}
+
+/* Reads one chunk for s. Returns true when s finished replaying. */
+static bool replay_step(struct sub *s)
+{
+	struct replay_ctx rc = { .sub = s };
+	int n = 0;
+	if (s->sent_seq < s->room->last_seq) {
+		n = store_history(worker.reader, s->room->name, s->sent_seq, REPLAY_CHUNK, replay_row, &rc);
+		if (n < 0)
+			log_error("event=replay_failed room=%s error=\"%s\"", s->room->name,
+				  store_errmsg(worker.reader));
+	}
+	buf_free(&rc.frame);
+	if (n < 0 || (n < REPLAY_CHUNK && s->sent_seq < s->room->last_seq)) {
+		/* Retention removed the end we wanted: live from here on. */
+		if (s->sent_seq < s->room->last_seq)
+			s->recovered = false;
+		s->sent_seq = s->room->last_seq;
+	}
+	if (s->sent_seq < s->room->last_seq)
+		return false;
+	replay_remove(s);
+	session_subscribed(s);
+	return true;
+}
+
+static void replay_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	bool progressed = false;
+	struct sub *s = replaying, *next;
+	for (; s; s = next) {
+		next = s->replay_next;
+		if (!s->room->ready || s->conn->state != CONN_WS)
+			continue;
+		if (s->conn->out_bytes >= REPLAY_QUEUE_LOW)
+			continue;   /* let the client read first */
+		progressed = true;
+		replay_step(s);
+	}
+	if (!replaying) {
+		ev_idle_stop(loop, w);
+	} else if (!progressed) {
+		/* Everyone's queue is full: poll instead of spinning. */
+		ev_idle_stop(loop, w);
+		ev_timer_start(loop, &replay_wait);
+	}
+}
+
+static void replay_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	replay_schedule();
+}
+
+/* ---- subscriptions ----------------------------------------------------------------- */
+
+/* The starting point of a subscription once the room's state is known. */
+static void sub_start(struct sub *s, const struct sub_since *since)
+{
+	struct room *r = s->room;
+	s->recovered = true;
+	if (!since || !since->given) {
+		s->sent_seq = r->last_seq;
+		session_subscribed(s);
+		return;
+	}
+	int64_t from = since->seq;
+	if (strcmp(since->epoch, r->epoch) != 0) {
+		/* Another history: the client's seq means nothing here. */
+		s->recovered = false;
+		from = r->last_seq;
+	} else if (from > r->last_seq) {
+		s->recovered = false;
+		from = r->last_seq;
+	} else if (r->last_seq - from > worker.cfg->replay_limit) {
+		s->recovered = false;
+		from = r->last_seq - worker.cfg->replay_limit;
+	}
+	s->sent_seq = from;
+	if (from == r->last_seq) {
+		session_subscribed(s);
+		return;
+	}
+	replay_add(s);
+}
+
+struct pending_since {
+	struct sub *sub;
+	struct sub_since since;
+};
+
+/* Subscriptions waiting for the hub to confirm their room. */
+static struct pending_since *waiting;
+static size_t nwaiting, capwaiting;
+
+struct sub *room_subscribe(struct conn *c, const char *name, const struct sub_since *since,
+			   const char *req_id)
+{
+	struct room *r = room_find(name);
+	if (!r) {
+		r = xcalloc(1, sizeof(*r));
+		r->name = xstrdup(name);
+		map_put(&rooms, name, strlen(name), r);
+		hub_room_msg(IPC_ROOM_JOIN, name);
+	}
+	struct sub *s = xcalloc(1, sizeof(*s));
+	s->room = r;
+	s->conn = c;
+	s->req_id = req_id ? xstrdup(req_id) : NULL;
+	s->idx = r->nsubs;
+	s->replaying = true;   /* nothing live until its starting point is known */
+	xgrow(&r->subs, &r->cap, r->nsubs + 1, sizeof(*r->subs));
+	r->subs[r->nsubs++] = s;
+	if (r->ready) {
+		s->replaying = false;
+		sub_start(s, since);
+	} else {
+		xgrow(&waiting, &capwaiting, nwaiting + 1, sizeof(*waiting));
+		waiting[nwaiting].sub = s;
+		waiting[nwaiting].since = since ? *since : (struct sub_since){ 0 };
+		nwaiting++;
+	}
+	return s;
+}
+
+static void room_free(struct room *r)
+{
+	map_del(&rooms, r->name, strlen(r->name));
+	free(r->subs);
+	free(r->name);
+	free(r);
+}
+
+void room_unsubscribe(struct sub *s)
+{
+	struct room *r = s->room;
+	if (s->replaying)
+		replay_remove(s);
+	for (size_t i = 0; i < nwaiting; i++) {
+		if (waiting[i].sub == s) {
+			waiting[i] = waiting[--nwaiting];
+			break;
+		}
+	}
+	r->subs[s->idx] = r->subs[--r->nsubs];
+	r->subs[s->idx]->idx = s->idx;
+	free(s->req_id);
+	free(s);
+	if (r->nsubs == 0) {
+		hub_room_msg(IPC_ROOM_LEAVE, r->name);
+		room_free(r);
+	}
+}
+
+/* ---- from the hub ------------------------------------------------------------------ */
+
+void room_on_state(const char *name, const char *epoch, int64_t last_seq)
+{
+	struct room *r = room_find(name);
+	if (!r)
+		return;
+	bool was_ready = r->ready;
+	int64_t known = r->last_seq;
+	bool same_epoch = strcmp(r->epoch, epoch) == 0;
+	snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+	r->last_seq = last_seq;
+	r->ready = true;
+	if (was_ready && same_epoch && last_seq > known) {
+		/* Committed while the hub was away and never delivered: catch up. */
+		for (size_t i = 0; i < r->nsubs; i++)
+			if (!r->subs[i]->replaying)
+				replay_add(r->subs[i]);
+	}
+	for (size_t i = 0; i < nwaiting;) {
+		struct pending_since *p = &waiting[i];
+		if (p->sub->room != r) {
+			i++;
+			continue;
+		}
+		struct sub *s = p->sub;
+		struct sub_since since = p->since;
+		waiting[i] = waiting[--nwaiting];
+		s->replaying = false;
+		sub_start(s, &since);
+	}
+	replay_schedule();
+}
+
+void room_on_deliver(const char *name, int64_t seq, const char *payload, size_t len)
+{
+	struct room *r = room_find(name);
+	if (!r || !r->ready)
+		return;
+	if (seq > r->last_seq)
+		r->last_seq = seq;
+	/* Framed once; every subscriber's queue holds the same buffer. */
+	struct sbuf *f = ws_frame_new(WS_OP_TEXT, payload, len);
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->nsubs; i++) {
+		struct sub *s = r->subs[i];
+		if (s->replaying || seq <= s->sent_seq)
+			continue;
+		if (seq != s->sent_seq + 1) {
+			/* A gap (a delivery lost with a dying hub): read it from the database. */
+			replay_add(s);
+			continue;
+		}
+		s->sent_seq = seq;
+		conn_send(s->conn, f);
+		n++;
+	}
+	sbuf_unref(f);
+	worker.stats.delivered += n;
+	replay_schedule();
+}
+
+void room_rejoin_all(void)
+{
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&rooms, &it)))
+		hub_room_msg(IPC_ROOM_JOIN, ((struct room *)e->val)->name);
+}
+
+void room_hub_lost(void)
+{
+	/* Rooms keep their subscribers and state; room_on_state will catch up. */
+}
+
+void room_init(void)
+{
+	ev_idle_init(&replay_idle, replay_cb);
+	ev_timer_init(&replay_wait, replay_wait_cb, 0.005, 0);
+}

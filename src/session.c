@@ -1,0 +1,629 @@
+/* session.c -- the client protocol on /ws (SPEC §3): authentication and
+ * token refresh, subscriptions (with replay through room.c), client
+ * publishing where a namespace allows it, notifications read state, and the
+ * per-connection message rate limit. */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "acl.h"
+#include "ipc.h"
+#include "jwt.h"
+#include "log.h"
+#include "proto.h"
+#include "room.h"
+#include "util.h"
+#include "worker.h"
+
+struct session {
+	struct conn *conn;
+	struct jwt_claims claims;   /* claims.sub NULL: anonymous */
+	bool authenticated;
+	bool expired;               /* token_expired sent; closing after the grace */
+	ev_timer auth_timer;        /* auth timeout, token expiry, then grace */
+	struct sub **subs;
+	size_t nsubs, cap;
+	double tokens;              /* rate limit bucket */
+	ev_tstamp refilled;
+};
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+static void send_buf(struct conn *c, struct buf *b)
+{
+	conn_ws_send_text(c, b->data, b->len);
+	buf_free(b);
+}
+
+static void send_error(struct conn *c, const char *id, const char *code, const char *message)
+{
+	struct buf b = { 0 };
+	buf_appends(&b, "{\"type\":\"error\",");
+	proto_put_id(&b, id);
+	buf_printf(&b, "\"code\":\"%s\",\"message\":", code);
+	buf_append_json_str(&b, message, strlen(message));
+	buf_appends(&b, "}");
+	send_buf(c, &b);
+}
+
+static void put_rooms(struct buf *b, struct session *s)
+{
+	buf_appends(b, "[");
+	for (size_t i = 0; i < s->nsubs; i++) {
+		if (i)
+			buf_appends(b, ",");
+		buf_append_json_str(b, s->subs[i]->room->name, strlen(s->subs[i]->room->name));
+	}
+	buf_appends(b, "]");
+}
+
+static void put_user(struct buf *b, struct session *s)
+{
+	if (s->claims.sub)
+		buf_append_json_str(b, s->claims.sub, strlen(s->claims.sub));
+	else
+		buf_appends(b, "null");
+}
+
+/* ---- hub registry ------------------------------------------------------------------ */
+
+static void report_open(struct session *s)
+{
+	struct conn *c = s->conn;
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_CONN_OPEN);
+	ipc_put_u64(&b, c->id);
+	ipc_put_cstr(&b, s->claims.sub);
+	ipc_put_cstr(&b, c->addr);
+	ipc_put_u64(&b, (uint64_t)c->connected_at);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+}
+
+static void report_room(struct conn *c, const char *room, bool joined)
+{
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_CONN_ROOM);
+	ipc_put_u64(&b, c->id);
+	ipc_put_cstr(&b, room);
+	ipc_put_u8(&b, joined);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+}
+
+void session_hub_back(void)
+{
+	for (struct conn *c = conn_first(); c; c = c->next) {
+		struct session *s = c->session;
+		if (!s || c->state != CONN_WS)
+			continue;
+		report_open(s);
+		for (size_t i = 0; i < s->nsubs; i++)
+			if (s->subs[i]->confirmed)
+				report_room(c, s->subs[i]->room->name, true);
+	}
+}
+
+/* ---- authentication ---------------------------------------------------------------- */
+
+/* Verifies a token against the configured keys at the current time. */
+static enum jwt_result verify(const char *token, size_t len, struct jwt_claims *out)
+{
+	const struct config *cfg = worker.cfg;
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+	size_t pklen = 0;
+	struct jwt_keys keys = { 0 };
+	if (cfg->jwt_secret && *cfg->jwt_secret) {
+		keys.hs256_secret = (const uint8_t *)cfg->jwt_secret;
+		keys.hs256_len = strlen(cfg->jwt_secret);
+	}
+	if (cfg->jwt_public_key && *cfg->jwt_public_key &&
+	    sodium_base642bin(pk, sizeof(pk), cfg->jwt_public_key, strlen(cfg->jwt_public_key),
+			      NULL, &pklen, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	    pklen == sizeof(pk))
+		keys.ed25519_pk = pk;
+	keys.issuer = cfg->jwt_issuer;
+	keys.audience = cfg->jwt_audience;
+	keys.leeway = cfg->jwt_leeway;
+	return jwt_verify(token, len, &keys, now_ms() / 1000, out);
+}
+
+enum jwt_result session_verify_token(const char *token, size_t len, struct jwt_claims *out)
+{
+	return verify(token, len, out);
+}
+
+static void arm_expiry(struct session *s)
+{
+	ev_timer_stop(worker.loop, &s->auth_timer);
+	if (!s->claims.exp)
+		return;
+	double left = (double)(s->claims.exp + worker.cfg->jwt_leeway) - (double)now_ms() / 1000.0;
+	ev_timer_set(&s->auth_timer, MAX(left, 0.001), 0);
+	ev_timer_start(worker.loop, &s->auth_timer);
+}
+
+static void auth_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session *s = w->data;
+	struct conn *c = s->conn;
+	if (!s->authenticated && !worker.cfg->allow_anonymous) {
+		conn_ws_close(c, WS_CLOSE_AUTH_TIMEOUT, "authentication timeout");
+		return;
+	}
+	if (!s->expired) {
+		/* The token ran out: warn, then close unless a fresh one arrives. */
+		s->expired = true;
+		send_error(c, NULL, "token_expired", "token expired: send a new auth message");
+		ev_timer_set(w, worker.cfg->token_grace, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	conn_ws_close(c, WS_CLOSE_TOKEN_EXPIRED, "token expired");
+}
+
+/* ---- subscriptions ----------------------------------------------------------------- */
+
+static struct acl_subject subject(const struct session *s)
+{
+	return (struct acl_subject){ s->claims.sub, s->claims.roles, s->claims.nroles,
+				     s->claims.rooms, s->claims.nrooms };
+}
+
+static struct sub *find_sub(struct session *s, const char *room)
+{
+	for (size_t i = 0; i < s->nsubs; i++)
+		if (strcmp(s->subs[i]->room->name, room) == 0)
+			return s->subs[i];
+	return NULL;
+}
+
+/* Checks name against the namespace's rule for op (subscribe or publish).
+ * Returns NULL when allowed, else the error code. */
+static const char *check_room(struct session *s, const char *room, bool publish)
+{
+	if (!acl_room_valid(room, strlen(room)))
+		return "bad_request";
+	const struct ns_config *ns = config_namespace(worker.cfg, room);
+	if (!ns)
+		return "forbidden";
+	const char *id;
+	acl_room_namespace(room, &id);
+	struct acl_subject subj = subject(s);
+	return acl_allows(publish ? &ns->publish : &ns->subscribe, &subj, room, id)
+		       ? NULL : "forbidden";
+}
+
+void session_subscribed(struct sub *sb)
+{
+	struct conn *c = sb->conn;
+	bool first = !sb->confirmed;
+	sb->confirmed = true;
+	if (first)
+		report_room(c, sb->room->name, true);
+	struct buf b = { 0 };
+	buf_appends(&b, "{\"type\":\"subscribed\",");
+	proto_put_id(&b, sb->req_id);
+	buf_appends(&b, "\"room\":");
+	buf_append_json_str(&b, sb->room->name, strlen(sb->room->name));
+	buf_printf(&b, ",\"seq\":%lld,\"epoch\":\"%s\",\"recovered\":%s,\"replayed\":%lld}",
+		   (long long)sb->sent_seq, sb->room->epoch, sb->recovered ? "true" : "false",
+		   (long long)sb->replayed);
+	send_buf(c, &b);
+	free(sb->req_id);
+	sb->req_id = NULL;
+}
+
+/* Parses {seq, epoch}; false when malformed. */
+static bool parse_since(json_t *v, struct sub_since *out)
+{
+	json_t *seq = json_object_get(v, "seq"), *epoch = json_object_get(v, "epoch");
+	if (!json_is_object(v) || !json_is_integer(seq) || json_integer_value(seq) < 0)
+		return false;
+	out->given = true;
+	out->seq = json_integer_value(seq);
+	const char *e = json_string_value(epoch);
+	snprintf(out->epoch, sizeof(out->epoch), "%s", e ? e : "");
+	return !epoch || json_is_string(epoch);
+}
+
+static void subscribe_one(struct session *s, const char *room, json_t *since_json,
+			  const char *id)
+{
+	struct conn *c = s->conn;
+	const char *err = check_room(s, room, false);
+	if (err) {
+		send_error(c, id, err, strcmp(err, "forbidden") == 0 ? "not allowed to subscribe"
+								    : "invalid room name");
+		return;
+	}
+	struct sub_since since = { 0 };
+	if (since_json && !parse_since(since_json, &since)) {
+		send_error(c, id, "bad_request", "since must be {seq, epoch}");
+		return;
+	}
+	struct sub *old = find_sub(s, room);
+	if (old && !old->confirmed) {
+		send_error(c, id, "conflict", "subscription in progress");
+		return;
+	}
+	if (old) {
+		/* Subscribing again restarts from the given point. */
+		room_unsubscribe(old);
+		for (size_t i = 0; i < s->nsubs; i++)
+			if (s->subs[i] == old)
+				s->subs[i] = s->subs[--s->nsubs];
+		report_room(c, room, false);
+	} else if (s->nsubs >= (size_t)worker.cfg->max_rooms_per_connection) {
+		send_error(c, id, "too_many_rooms", "max_rooms_per_connection reached");
+		return;
+	}
+	if (!worker.hub_up && !room_find(room)) {
+		send_error(c, id, "unavailable", "hub unavailable, retry");
+		return;
+	}
+	xgrow(&s->subs, &s->cap, s->nsubs + 1, sizeof(*s->subs));
+	s->subs[s->nsubs++] = room_subscribe(c, room, since_json ? &since : NULL, id);
+}
+
+/* subscribe / resume: room, rooms (array), or a rooms map with positions. */
+static void on_subscribe(struct session *s, json_t *msg, const char *id, bool resume)
+{
+	json_t *room = json_object_get(msg, "room"), *rooms = json_object_get(msg, "rooms");
+	json_t *since = json_object_get(msg, "since");
+	if (resume && json_is_object(rooms)) {
+		const char *name;
+		json_t *pos;
+		json_object_foreach(rooms, name, pos)
+			subscribe_one(s, name, pos, id);
+	} else if (!resume && json_is_string(room)) {
+		subscribe_one(s, json_string_value(room), since, id);
+	} else if (!resume && json_is_array(rooms) && json_array_size(rooms) > 0) {
+		size_t i;
+		json_t *r;
+		json_array_foreach(rooms, i, r) {
+			if (!json_is_string(r)) {
+				send_error(s->conn, id, "bad_request", "rooms must be strings");
+				continue;
+			}
+			json_t *pos = json_is_object(since) ? json_object_get(since, json_string_value(r))
+							     : NULL;
+			subscribe_one(s, json_string_value(r), pos, id);
+		}
+	} else {
+		send_error(s->conn, id, "bad_request",
+			   resume ? "resume needs rooms: {room: {seq, epoch}}"
+				  : "subscribe needs room or rooms");
+	}
+}
+
+static void unsubscribe_one(struct session *s, const char *room, const char *id)
+{
+	struct sub *sb = find_sub(s, room);
+	if (sb) {
+		if (sb->confirmed)
+			report_room(s->conn, room, false);
+		for (size_t i = 0; i < s->nsubs; i++)
+			if (s->subs[i] == sb)
+				s->subs[i] = s->subs[--s->nsubs];
+		room_unsubscribe(sb);
+	}
+	struct buf b = { 0 };
+	buf_appends(&b, "{\"type\":\"unsubscribed\",");
+	proto_put_id(&b, id);
+	buf_appends(&b, "\"room\":");
+	buf_append_json_str(&b, room, strlen(room));
+	buf_appends(&b, "}");
+	send_buf(s->conn, &b);
+}
+
+static void on_unsubscribe(struct session *s, json_t *msg, const char *id)
+{
+	json_t *room = json_object_get(msg, "room"), *rooms = json_object_get(msg, "rooms");
+	if (json_is_string(room)) {
+		unsubscribe_one(s, json_string_value(room), id);
+	} else if (json_is_array(rooms)) {
+		size_t i;
+		json_t *r;
+		json_array_foreach(rooms, i, r)
+			if (json_is_string(r))
+				unsubscribe_one(s, json_string_value(r), id);
+	} else {
+		send_error(s->conn, id, "bad_request", "unsubscribe needs room or rooms");
+	}
+}
+
+/* Joins user:{sub} (with the position the client gave, if any) and global. */
+static void auto_join(struct session *s, json_t *positions)
+{
+	char room[ROOM_MAX + 1];
+	if (s->claims.sub) {
+		snprintf(room, sizeof(room), "user:%s", s->claims.sub);
+		if (acl_room_valid(room, strlen(room)) && !find_sub(s, room))
+			subscribe_one(s, room, json_object_get(positions, room), NULL);
+	}
+	if (!find_sub(s, "global") && config_namespace(worker.cfg, "global"))
+		subscribe_one(s, "global", json_object_get(positions, "global"), NULL);
+}
+
+static void send_welcome(struct session *s)
+{
+	int64_t unread = s->claims.sub ? store_unread_count(worker.reader, s->claims.sub) : 0;
+	struct buf b = { 0 };
+	buf_printf(&b, "{\"type\":\"welcome\",\"client_id\":\"%llu\",\"user\":",
+		   (unsigned long long)s->conn->id);
+	put_user(&b, s);
+	buf_appends(&b, ",\"rooms\":");
+	put_rooms(&b, s);
+	buf_printf(&b, ",\"heartbeat\":%d,\"unread\":%lld}", worker.cfg->ping_interval,
+		   (long long)MAX(unread, 0));
+	send_buf(s->conn, &b);
+}
+
+static void on_auth(struct session *s, json_t *msg, const char *id)
+{
+	const char *token = json_string_value(json_object_get(msg, "token"));
+	if (!token) {
+		send_error(s->conn, id, "bad_request", "auth needs a token");
+		return;
+	}
+	struct jwt_claims claims;
+	enum jwt_result r = verify(token, strlen(token), &claims);
+	if (r != JWT_OK) {
+		send_error(s->conn, id, r == JWT_EXPIRED ? "token_expired" : "auth_failed",
+			   jwt_result_str(r));
+		return;
+	}
+	if (s->authenticated && (!claims.sub || !s->claims.sub || strcmp(claims.sub, s->claims.sub))) {
+		jwt_claims_free(&claims);
+		send_error(s->conn, id, "auth_failed", "a connection cannot change its user");
+		return;
+	}
+	bool first = !s->authenticated;
+	jwt_claims_free(&s->claims);
+	s->claims = claims;
+	s->authenticated = true;
+	s->expired = false;
+	arm_expiry(s);
+	if (first) {
+		report_open(s);
+		auto_join(s, json_object_get(msg, "rooms"));
+	}
+	struct buf b = { 0 };
+	buf_appends(&b, "{\"type\":\"authenticated\",");
+	proto_put_id(&b, id);
+	buf_appends(&b, "\"user\":");
+	put_user(&b, s);
+	buf_appends(&b, ",\"rooms\":");
+	put_rooms(&b, s);
+	buf_appends(&b, "}");
+	send_buf(s->conn, &b);
+}
+
+/* ---- publish and read -------------------------------------------------------------- */
+
+/* The hub's reply to a client publish or read: tag is the request id text. */
+static void publish_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	char *id = (char *)(uintptr_t)tag;
+	json_t *v = c ? json_loadb(json, len, 0, NULL) : NULL;
+	if (c && status == 200 && v) {
+		struct buf b = { 0 };
+		buf_appends(&b, "{\"type\":\"published\",");
+		proto_put_id(&b, id);
+		buf_append(&b, json + 1, len - 1);   /* the hub's {room,seq,epoch} fields */
+		send_buf(c, &b);
+	} else if (c) {
+		json_t *err = json_object_get(v, "error");
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		send_error(c, id, code ? code : "internal", msg ? msg : "publish failed");
+	}
+	json_decref(v);
+	free(id);
+}
+
+static void on_publish(struct session *s, json_t *msg, const char *id)
+{
+	const char *room = json_string_value(json_object_get(msg, "room"));
+	const char *event = json_string_value(json_object_get(msg, "event"));
+	json_t *data = json_object_get(msg, "data");
+	if (!room || !event || !*event || strlen(event) > 128) {
+		send_error(s->conn, id, "bad_request", "publish needs room, event and data");
+		return;
+	}
+	const char *err = check_room(s, room, true);
+	if (err) {
+		send_error(s->conn, id, err, "not allowed to publish here");
+		return;
+	}
+	if (!worker.hub_up) {
+		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
+		return;
+	}
+	char *text = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_PUBLISH);
+	ipc_put_u64(&b, worker_expect_reply(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL),
+					    publish_reply));
+	ipc_put_u32(&b, 1);
+	ipc_put_cstr(&b, room);
+	ipc_put_cstr(&b, event);
+	ipc_put_cstr(&b, text);
+	ipc_put_cstr(&b, NULL);
+	ipc_put_u8(&b, 1);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+	free(text);
+	worker.stats.published++;
+}
+
+static void read_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	char *id = (char *)(uintptr_t)tag;
+	json_t *v = c ? json_loadb(json, len, 0, NULL) : NULL;
+	if (c && status == 200 && v) {
+		struct buf b = { 0 };
+		buf_appends(&b, "{\"type\":\"read\",");
+		proto_put_id(&b, id);
+		buf_printf(&b, "\"count\":%lld}",
+			   (long long)json_integer_value(json_object_get(v, "count")));
+		send_buf(c, &b);
+	} else if (c) {
+		send_error(c, id, status == 503 ? "unavailable" : "internal", "read failed");
+	}
+	json_decref(v);
+	free(id);
+}
+
+static void on_read(struct session *s, json_t *msg, const char *id)
+{
+	if (!s->claims.sub) {
+		send_error(s->conn, id, "auth_required", "notifications need a user");
+		return;
+	}
+	json_t *ids = json_object_get(msg, "ids");
+	bool all = json_is_true(json_object_get(msg, "all"));
+	if (!all && !json_is_array(ids)) {
+		send_error(s->conn, id, "bad_request", "read needs ids or all: true");
+		return;
+	}
+	json_t *q = json_pack("{s:s, s:s}", "op", "read", "user", s->claims.sub);
+	if (all)
+		json_object_set_new(q, "all", json_true());
+	else
+		json_object_set(q, "ids", ids);
+	char *text = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	if (worker_request(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL), text,
+			   strlen(text), read_reply) < 0)
+		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
+	free(text);
+}
+
+/* ---- the session's lifecycle --------------------------------------------------------- */
+
+/* Token bucket: false (message dropped) when the client is over its rate;
+ * a client far over it is closed with 1008. */
+static bool rate_ok(struct session *s)
+{
+	const struct config *cfg = worker.cfg;
+	ev_tstamp now = ev_now(worker.loop);
+	s->tokens = MIN(s->tokens + (now - s->refilled) * cfg->rate_per_sec, (double)cfg->rate_burst);
+	s->refilled = now;
+	s->tokens -= 1;
+	if (s->tokens >= 0)
+		return true;
+	worker.stats.rate_limited++;
+	if (s->tokens < -(double)cfg->rate_burst) {
+		conn_ws_close(s->conn, WS_CLOSE_POLICY, "rate limit exceeded");
+		return false;
+	}
+	send_error(s->conn, NULL, "rate_limited", "too many messages: slow down");
+	return false;
+}
+
+void session_open(struct conn *c, struct jwt_claims *claims)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->conn = c;
+	c->session = s;
+	s->tokens = worker.cfg->rate_burst;
+	s->refilled = ev_now(worker.loop);
+	ev_init(&s->auth_timer, auth_timer_cb);
+	s->auth_timer.data = s;
+	if (claims) {
+		s->claims = *claims;
+		s->authenticated = true;
+		arm_expiry(s);
+	} else if (!worker.cfg->allow_anonymous) {
+		ev_timer_set(&s->auth_timer, worker.cfg->auth_timeout, 0);
+		ev_timer_start(worker.loop, &s->auth_timer);
+	}
+	if (s->authenticated || worker.cfg->allow_anonymous) {
+		report_open(s);
+		auto_join(s, NULL);
+	}
+	send_welcome(s);
+}
+
+void session_message(struct conn *c, int opcode, const char *p, size_t n)
+{
+	struct session *s = c->session;
+	if (!rate_ok(s))
+		return;
+	if (opcode != WS_OP_TEXT) {
+		send_error(c, NULL, "bad_request", "messages are JSON text");
+		return;
+	}
+	json_t *msg;
+	char err[160];
+	if (proto_parse_object(p, n, worker.cfg->max_json_depth, &msg, err, sizeof(err)) < 0) {
+		send_error(c, NULL, "bad_request", err);
+		return;
+	}
+	char *id = proto_id_dup(msg);
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	if (!type) {
+		send_error(c, id, "bad_request", "missing type");
+	} else if (strcmp(type, "ping") == 0) {
+		struct buf b = { 0 };
+		char ts[UTIL_TS_LEN + 1];
+		ts_format(now_ms(), ts);
+		buf_appends(&b, "{\"type\":\"pong\",");
+		proto_put_id(&b, id);
+		buf_printf(&b, "\"ts\":\"%s\"}", ts);
+		send_buf(c, &b);
+	} else if (strcmp(type, "auth") == 0) {
+		on_auth(s, msg, id);
+	} else if (!s->authenticated && !worker.cfg->allow_anonymous) {
+		send_error(c, id, "auth_required", "authenticate first");
+	} else if (strcmp(type, "subscribe") == 0) {
+		on_subscribe(s, msg, id, false);
+	} else if (strcmp(type, "resume") == 0) {
+		on_subscribe(s, msg, id, true);
+	} else if (strcmp(type, "unsubscribe") == 0) {
+		on_unsubscribe(s, msg, id);
+	} else if (strcmp(type, "subscriptions") == 0) {
+		struct buf b = { 0 };
+		buf_appends(&b, "{\"type\":\"subscriptions\",");
+		proto_put_id(&b, id);
+		buf_appends(&b, "\"rooms\":");
+		put_rooms(&b, s);
+		buf_appends(&b, "}");
+		send_buf(c, &b);
+	} else if (strcmp(type, "publish") == 0) {
+		on_publish(s, msg, id);
+	} else if (strcmp(type, "read") == 0) {
+		on_read(s, msg, id);
+	} else {
+		send_error(c, id, "bad_request", "unknown message type");
+	}
+	free(id);
+	json_decref(msg);
+}
+
+void session_close(struct conn *c)
+{
+	struct session *s = c->session;
+	for (size_t i = 0; i < s->nsubs; i++)
+		room_unsubscribe(s->subs[i]);
+	free(s->subs);
+	ev_timer_stop(worker.loop, &s->auth_timer);
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_CONN_CLOSE);
+	ipc_put_u64(&b, c->id);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+	jwt_claims_free(&s->claims);
+	free(s);
+	c->session = NULL;
+}

@@ -1,0 +1,107 @@
+/* store.h -- the SQLite database: schema migrations, rooms with epoch and seq,
+ * stored messages, idempotency keys, retention and notifications.
+ * The hub holds the only writable handle; workers open read-only handles. */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define STORE_EPOCH_LEN 16          /* hex characters */
+#define STORE_IDEM_WINDOW_MS (24LL * 3600 * 1000)
+
+/* NULL-terminated list of migration scripts generated from sql/ (schema.c). */
+extern const char *const store_migrations[];
+
+struct store;
+
+struct store_room {
+	int64_t id;
+	char epoch[STORE_EPOCH_LEN + 1];
+	int64_t last_seq;           /* 0 when nothing was ever stored */
+};
+
+struct store_message {
+	int64_t seq;
+	const char *event;          /* borrowed; valid during the callback */
+	const char *data;           /* JSON text */
+	size_t data_len;
+	const char *ts;             /* RFC 3339 with milliseconds */
+};
+
+/* Opens path. Writable: creates it if needed, sets WAL and synchronous NORMAL
+ * (FULL when full_sync), and applies the migrations past PRAGMA user_version
+ * in one transaction each. Read-only: needs an existing, migrated database.
+ * Returns NULL with a message in err. */
+struct store *store_open(const char *path, bool readonly, bool full_sync,
+			 char *err, size_t errlen);
+void store_close(struct store *s);
+const char *store_errmsg(struct store *s);
+
+int store_begin(struct store *s);       /* 0 or -1 */
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* Writable: true when a write transaction can be taken now (health checks). */
+bool store_writable(struct store *s);
+
+/* Looks up a room; with create, makes it (random epoch, last_seq 0) when
+ * absent. Returns 1 found/created, 0 absent, -1 error. */
+int store_room_get(struct store *s, const char *name, bool create, struct store_room *out);
+/* Records the room's new last_seq (inside the caller's transaction). */
+int store_room_set_seq(struct store *s, int64_t room_id, int64_t last_seq);
+
+/* Inserts one message (inside the caller's transaction). idem_key may be NULL. */
+int store_message_add(struct store *s, int64_t room_id, int64_t seq, const char *event,
+		      const char *data, size_t data_len, const char *ts,
+		      const char *idem_key, int64_t now_ms);
+/* Seq stored earlier under idem_key in room within STORE_IDEM_WINDOW_MS of
+ * now_ms: returns 1 with *seq set, 0 when none, -1 on error. */
+int store_idem_find(struct store *s, int64_t room_id, const char *idem_key,
+		    int64_t now_ms, int64_t *seq);
+
+/* Reads the messages of room (by name) with seq > after, ascending, at most
+ * limit, calling fn for each (stopping early if fn returns non-zero).
+ * Returns the number of messages passed to fn, or -1. */
+typedef int (*store_message_fn)(const struct store_message *m, void *arg);
+int store_history(struct store *s, const char *room, int64_t after, int limit,
+		  store_message_fn fn, void *arg);
+/* The lowest retained seq of room, 0 when it has no messages; -1 on error. */
+int64_t store_first_seq(struct store *s, const char *room);
+
+/* Deletes, in room, messages with seq <= max_seq or ts older than before_ts
+ * (NULL: no age limit), at most limit rows, and idempotency keys older than
+ * the window. Returns rows deleted or -1. Run in small steps between commits. */
+int store_prune_room(struct store *s, int64_t room_id, int64_t max_seq,
+		     const char *before_ts, int limit);
+/* Every room as (id, name, last_seq) for pruning and listing; stops when fn returns non-zero. */
+typedef int (*store_room_fn)(int64_t id, const char *name, int64_t last_seq, void *arg);
+int store_rooms_each(struct store *s, store_room_fn fn, void *arg);
+
+/* ---- notifications ---------------------------------------------------- */
+
+struct store_notification {
+	const char *user;
+	const char *type;
+	const char *title;          /* may be NULL */
+	const char *message;        /* may be NULL */
+	const char *data;           /* JSON text, may be NULL */
+	const char *action_url;     /* may be NULL */
+	const char *created_at;     /* RFC 3339 */
+	int64_t seq;                /* seq of the event in user:{user} that carried it */
+};
+/* Inserts (inside the caller's transaction); returns the new id or -1. */
+int64_t store_notification_add(struct store *s, const struct store_notification *n);
+/* JSON array of the user's notifications, newest first, ids < before when
+ * before > 0, only unread when unread_only. NULL on error. */
+json_t *store_notifications_list(struct store *s, const char *user, bool unread_only,
+				 int limit, int64_t before);
+/* Marks ids (or all when ids is NULL) of user read at ts; returns how many changed or -1. */
+int store_notifications_read(struct store *s, const char *user, const int64_t *ids,
+			     size_t nids, const char *ts);
+/* Unread count of user, or -1. */
+int64_t store_unread_count(struct store *s, const char *user);
+
+#endif
