@@ -1,11 +1,11 @@
 #!/bin/bash
-# run.sh -- runs every libFuzzer target briefly (FUZZ_SECONDS each, default 20)
-# from a scratch corpus; any crash, leak or sanitizer report fails the test.
+# run.sh -- runs every libFuzzer target of $FUZZERS (set by make check) for
+# FUZZ_SECONDS each (default 20) from a scratch corpus; any crash, leak or
+# sanitizer report fails the test. Runs in the build tree.
 set -eo pipefail
-cd "$(dirname "$0")"
 secs=${FUZZ_SECONDS:-20}
-for target in fuzz_http fuzz_ws fuzz_ipc fuzz_jwt; do
-	corpus="corpus-$target"
+for target in ${FUZZERS:?set by make check}; do
+	corpus="$target-corpus"
 	mkdir -p "$corpus"
 	echo "fuzzing $target for ${secs}s"
 	"./$target" -max_total_time="$secs" -max_len=65536 -timeout=10 \

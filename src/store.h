@@ -79,6 +79,9 @@ int store_prune_room(struct store *s, int64_t room_id, int64_t max_seq,
 /* Every room as (id, name, last_seq) for pruning and listing; stops when fn returns non-zero. */
 typedef int (*store_room_fn)(int64_t id, const char *name, int64_t last_seq, void *arg);
 int store_rooms_each(struct store *s, store_room_fn fn, void *arg);
+/* At most limit rooms with id > after_id, by id (pruning walks them all in
+ * steps); returns how many were passed to fn, or -1. */
+int store_rooms_after(struct store *s, int64_t after_id, int limit, store_room_fn fn, void *arg);
 
 /* ---- notifications ---------------------------------------------------- */
 

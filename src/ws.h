@@ -61,6 +61,9 @@ void ws_reader_free(struct ws_reader *r);
  * frame that does not complete a message consumes bytes without an event.
  * Returns 0 when more bytes are needed (having already failed with
  * WS_EV_FAIL/1009 when the header announces too large a payload).
+ * Every WS_EV_FAIL consumes nothing and leaves the reader failed: later calls
+ * report the same failure whatever they are given, and the caller drops the
+ * rest of the input.
  * ev->payload points into in or into r->msg, valid until the next call. */
 size_t ws_reader_next(struct ws_reader *r, uint8_t *in, size_t len,
 		      struct ws_event *ev, bool *have_event);
