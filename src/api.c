@@ -189,11 +189,12 @@ static bool method_is(const struct http_request *req, const char *m)
 }
 
 /* Parses the request body as a JSON object, answering 400 when it is not. */
-static json_t *body_json(struct route_req *r)
+static json_t *body_json(struct route_req *r, size_t flags)
 {
 	json_t *v;
 	char err[160];
-	if (proto_parse_object(r->body, r->len, worker.cfg->max_json_depth, &v, err, sizeof(err)) < 0) {
+	if (proto_parse_object(r->body, r->len, worker.cfg->max_json_depth, flags, &v, err,
+			       sizeof(err)) < 0) {
 		respond_error(r->c, 400, "bad_request", err);
 		return NULL;
 	}
@@ -212,11 +213,11 @@ static bool segment(struct route_req *r, const char *p, size_t n, char *out, siz
 
 static void publish(struct route_req *r, bool broadcast)
 {
-	json_t *q = body_json(r);
+	/* Integers beyond 64 bits are valid JSON: data is passed on as written. */
+	json_t *q = body_json(r, JSON_DECODE_INT_AS_REAL);
 	if (!q)
 		return;
 	const char *event = json_string_value(json_object_get(q, "event"));
-	json_t *data = json_object_get(q, "data");
 	json_t *room = json_object_get(q, "room"), *rooms = json_object_get(q, "rooms");
 	json_t *idem = json_object_get(q, "idempotency_key");
 	const char *err = NULL;
@@ -251,7 +252,12 @@ static void publish(struct route_req *r, bool broadcast)
 		json_decref(q);
 		return;
 	}
-	char *text = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	const char *data;
+	size_t data_len;
+	if (!proto_member_raw(r->body, r->len, "data", &data, &data_len)) {
+		data = "null";
+		data_len = 4;
+	}
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_PUBLISH);
 	ipc_put_u64(&b, worker_expect_reply(r->c, 0, hub_reply));
@@ -259,13 +265,12 @@ static void publish(struct route_req *r, bool broadcast)
 	json_array_foreach(list, i, v)
 		ipc_put_cstr(&b, json_string_value(v));
 	ipc_put_cstr(&b, event);
-	ipc_put_cstr(&b, text);
+	ipc_put_str(&b, data, data_len);
 	ipc_put_cstr(&b, json_string_value(idem));
 	ipc_put_u8(&b, 0);
 	ipc_end(&b, m);
 	worker_hub_send(&b);
 	buf_free(&b);
-	free(text);
 	r->c->pending_req = 1;
 	worker.stats.published++;
 	json_decref(list);
@@ -298,19 +303,29 @@ static void history(struct route_req *r, const char *room)
 		respond_error(r->c, 400, "bad_request", "since and limit must be non-negative integers");
 		return;
 	}
+	/* One read snapshot, so the room's seq, its messages and first_seq agree. */
 	struct store_room sr;
-	if (store_room_get(worker.reader, room, false, &sr) != 1) {
-		respond_error(r->c, 404, "not_found", "no such room");
-		return;
-	}
 	json_t *msgs = json_array();
-	if (store_history(worker.reader, room, since, (int)MIN(MAX(limit, 1), HISTORY_MAX),
-			  history_row, msgs) < 0) {
+	int64_t first = 0;
+	int found = -1;
+	if (store_begin(worker.reader) == 0) {
+		found = store_room_get(worker.reader, room, false, &sr);
+		if (found == 1 &&
+		    store_history(worker.reader, room, since, (int)MIN(MAX(limit, 1), HISTORY_MAX),
+				  history_row, msgs) < 0)
+			found = -1;
+		if (found == 1)
+			first = store_first_seq(worker.reader, room);
+		store_commit(worker.reader);
+	}
+	if (found != 1) {
 		json_decref(msgs);
-		respond_error(r->c, 500, "internal", "history unavailable");
+		if (found == 0)
+			respond_error(r->c, 404, "not_found", "no such room");
+		else
+			respond_error(r->c, 500, "internal", "history unavailable");
 		return;
 	}
-	int64_t first = store_first_seq(worker.reader, room);
 	respond_json(r->c, 200, json_pack("{s:s, s:s, s:I, s:I, s:o}", "room", room, "epoch",
 					  sr.epoch, "seq", (json_int_t)sr.last_seq, "first_seq",
 					  (json_int_t)MAX(first, 0), "messages", msgs));
@@ -351,13 +366,18 @@ static void notifications_list(struct route_req *r, const char *user)
 		respond_error(r->c, 400, "bad_request", "limit and before must be non-negative integers");
 		return;
 	}
-	json_t *list = store_notifications_list(worker.reader, user, unread,
+	json_t *list = NULL;
+	int64_t count = 0;
+	if (store_begin(worker.reader) == 0) {   /* the list and the count agree */
+		list = store_notifications_list(worker.reader, user, unread,
 						(int)MIN(MAX(limit, 1), HISTORY_MAX), before);
+		count = store_unread_count(worker.reader, user);
+		store_commit(worker.reader);
+	}
 	if (!list) {
 		respond_error(r->c, 500, "internal", "notifications unavailable");
 		return;
 	}
-	int64_t count = store_unread_count(worker.reader, user);
 	respond_json(r->c, 200, json_pack("{s:s, s:I, s:o}", "user", user, "unread",
 					  (json_int_t)MAX(count, 0), "notifications", list));
 }
@@ -380,7 +400,7 @@ static void users_route(struct route_req *r)
 	} else if (TAIL_IS("/notifications") && method_is(r->req, "GET")) {
 		notifications_list(r, user);
 	} else if (TAIL_IS("/notifications/read") && method_is(r->req, "POST")) {
-		json_t *q = r->len ? body_json(r) : json_object();
+		json_t *q = r->len ? body_json(r, 0) : json_object();
 		if (!q)
 			return;
 		json_t *ids = json_object_get(q, "ids");
@@ -402,9 +422,17 @@ static void users_route(struct route_req *r)
 #undef TAIL_IS
 }
 
+/* A user id is valid when user:{id} is a valid room name. */
+static bool user_valid(const char *user)
+{
+	char room[ROOM_MAX + 2];
+	int n = snprintf(room, sizeof(room), "user:%s", user);
+	return *user && n < (int)sizeof(room) && acl_room_valid(room, (size_t)n);
+}
+
 static void notify(struct route_req *r)
 {
-	json_t *q = body_json(r);
+	json_t *q = body_json(r, 0);
 	if (!q)
 		return;
 	json_t *user = json_object_get(q, "user"), *users = json_object_get(q, "users");
@@ -418,7 +446,7 @@ static void notify(struct route_req *r)
 	json_t *v;
 	bool ok = json_array_size(list) > 0 && json_array_size(list) <= 10000 && type && *type;
 	json_array_foreach(list, i, v)
-		ok = ok && json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) <= 190;
+		ok = ok && json_is_string(v) && user_valid(json_string_value(v));
 	const char *fields[] = { "title", "message", "action_url" };
 	for (size_t f = 0; f < ARRAY_SIZE(fields); f++) {
 		json_t *x = json_object_get(q, fields[f]);
@@ -428,7 +456,7 @@ static void notify(struct route_req *r)
 		json_decref(list);
 		json_decref(q);
 		respond_error(r->c, 400, "bad_request",
-			      "user or users (1..10000 names), type, and string title/message/action_url required");
+			      "user or users (1..10000 ids making valid user:{id} rooms), type, and string title/message/action_url required");
 		return;
 	}
 	json_object_set_new(q, "users", list);

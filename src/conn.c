@@ -244,6 +244,8 @@ void conn_http_reply(struct conn *c, struct buf *out)
 	conn_send_bytes(c, out->data, out->len);
 	buf_reset(out);
 	c->pending_req = 0;
+	if (c->state == CONN_HTTP && !ev_is_active(&c->rio))
+		ev_io_start(worker.loop, &c->rio);
 	if (!c->keep_alive || worker.stopping) {
 		c->state = CONN_DRAINING;
 		return;
@@ -299,6 +301,9 @@ static void process_http(struct conn *c)
 		off += total;
 	}
 	buf_consume(&c->in, off);
+	/* While the hub works on a request, further input waits in the kernel. */
+	if (c->pending_req)
+		ev_io_stop(worker.loop, &c->rio);
 	if (c->state == CONN_WS && c->in.len)
 		process_input(c);
 }
@@ -369,13 +374,15 @@ static void ws_event(struct conn *c, const struct ws_event *ev)
 	case WS_EV_FAIL:
 		log_debug("event=ws_fail conn=%llu code=%d", (unsigned long long)c->id,
 			  ev->close_code);
+		/* Once closing, the rest of the stream cannot be read: it is dropped
+		 * until the peer closes TCP or the close timer ends it. Closing now,
+		 * with unread input, would reset the connection and could destroy
+		 * our close frame before the peer reads it. */
 		if (c->state == CONN_WS)
 			conn_ws_close(c, ev->close_code,
 				      ev->close_code == WS_CLOSE_TOO_BIG ? "message too big"
 				      : ev->close_code == WS_CLOSE_BAD_DATA ? "invalid utf-8"
 				      : "protocol error");
-		else
-			conn_close(c, "protocol error while closing");
 		return;
 	}
 }
@@ -419,15 +426,34 @@ static void process_input(struct conn *c)
 		c->in.len = 0;
 }
 
+/* Idle connections hold no input buffer: reads land in one buffer shared by
+ * the worker, and only a partial request or frame is copied to the conn. */
+static char read_scratch[4 * READ_CHUNK];
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
 	for (int rounds = 0; rounds < 4; rounds++) {
-		/* Input waits while a request is with the hub; the kernel buffers. */
-		if (c->pending_req && c->in.len > worker.cfg->max_header_size + worker.cfg->max_body_size)
-			return;
-		buf_reserve(&c->in, READ_CHUNK);
+		bool borrowed = c->in.cap == 0;
+		if (borrowed)
+			c->in = (struct buf){ .data = read_scratch, .cap = sizeof(read_scratch) };
+		else
+			buf_reserve(&c->in, READ_CHUNK);
 		ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			c->last_rx = (int64_t)(ev_now(loop) * 1000);
+			if (!c->pending_req)
+				process_input(c);
+		}
+		if (borrowed) {
+			struct buf rest = { 0 };
+			if (n > 0 && c->state != CONN_DEAD)
+				buf_append(&rest, c->in.data, c->in.len);
+			c->in = rest;
+		} else if (c->in.len == 0) {
+			buf_free(&c->in);
+		}
 		if (n == 0) {
 			conn_close(c, "eof");
 			return;
@@ -439,11 +465,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 				conn_close(c, "read error");
 			return;
 		}
-		c->in.len += (size_t)n;
-		c->last_rx = (int64_t)(ev_now(loop) * 1000);
-		if (!c->pending_req)
-			process_input(c);
-		if (c->state == CONN_DEAD || (size_t)n < c->in.cap / 2)
+		if (c->state == CONN_DEAD || (size_t)n < READ_CHUNK)
 			return;
 	}
 }

@@ -27,6 +27,7 @@
 #define STATUS_INTERVAL 0.25
 #define PRUNE_INTERVAL 1.0
 #define PRUNE_STEP 500          /* rows deleted per room per pruning step */
+#define PRUNE_ROOMS 256         /* rooms visited per pruning tick */
 
 /* A worker's connection to the hub. */
 struct link {
@@ -114,6 +115,7 @@ static struct {
 	ev_io accept_io;
 	ev_prepare commit_watcher;
 	ev_timer status_timer, prune_timer;
+	int64_t prune_cursor;       /* id of the last room pruning visited */
 	ev_signal sig_term, sig_usr1;
 	struct ipc_chan master;
 } hub;
@@ -527,17 +529,24 @@ static void on_conn_open(struct link *l, struct ipc_reader *r)
 	if (!ipc_reader_done(r))
 		return;
 	struct hub_conn *hc = map_get_u64(&hub.conns, id);
-	if (hc)
-		conn_drop(hc);
-	hc = xcalloc(1, sizeof(*hc));
-	hc->id = id;
-	hc->slot = l->slot;
+	intptr_t per_addr = 0;
+	if (hc) {
+		/* Known already (an anonymous connection authenticated): it keeps
+		 * its rooms and only gains a user. */
+		if (hc->user)
+			count_add('u', hc->user, -1);
+		free(hc->user);
+	} else {
+		hc = xcalloc(1, sizeof(*hc));
+		hc->id = id;
+		hc->slot = l->slot;
+		snprintf(hc->addr, sizeof(hc->addr), "%s", addr);
+		hc->connected_at = at;
+		map_put_u64(&hub.conns, id, hc);
+		per_addr = count_add('a', hc->addr, 1);
+	}
 	hc->user = user[0] ? xstrdup(user) : NULL;
-	snprintf(hc->addr, sizeof(hc->addr), "%s", addr);
-	hc->connected_at = at;
-	map_put_u64(&hub.conns, id, hc);
 	/* Limits over all workers: the newest connection over a cap is closed. */
-	intptr_t per_addr = count_add('a', hc->addr, 1);
 	intptr_t per_user = hc->user ? count_add('u', hc->user, 1) : 0;
 	if (per_addr > hub.cfg->max_connections_per_ip)
 		send_kick(l->slot, id, WS_CLOSE_POLICY, "too many connections from this address");
@@ -849,6 +858,7 @@ static void link_close(struct ipc_chan *ch)
 static void on_hello(struct link *l, struct ipc_reader *r)
 {
 	uint32_t version = ipc_get_u32(r), role = ipc_get_u32(r), slot = ipc_get_u32(r);
+	uint32_t pid = ipc_get_u32(r);
 	if (!ipc_reader_done(r) || version != IPC_VERSION || role != IPC_ROLE_WORKER ||
 	    slot >= MAX_LINKS) {
 		log_error("event=bad_hello version=%u want=%u role=%u slot=%u", version,
@@ -874,7 +884,7 @@ static void on_hello(struct link *l, struct ipc_reader *r)
 	ipc_end(&b, m);
 	ipc_chan_send(&l->ch, &b);
 	buf_free(&b);
-	log_info("event=worker_connected slot=%u", slot + 1);
+	log_info("event=worker_connected slot=%u pid=%u", slot + 1, pid);
 }
 
 static void link_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
@@ -984,43 +994,47 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Deletes, in small steps between commits, what falls outside a room's
- * retention: more than history_size messages, or older than history_ttl. */
+ * retention: more than history_size messages, or older than history_ttl.
+ * Every stored room is visited in turn, by id, whether loaded or not. */
+struct prune_pass {
+	int64_t budget;           /* rows this tick may still delete */
+	int64_t cursor;           /* rooms up to this id are done for this round */
+	bool stopped;             /* out of budget before the end of the batch */
+};
+
 static int prune_room(int64_t id, const char *name, int64_t last_seq, void *arg)
 {
-	int64_t *budget = arg;
+	struct prune_pass *pp = arg;
 	const struct ns_config *ns = config_namespace(hub.cfg, name);
-	if (!ns)
-		return 0;
-	char cutoff[UTIL_TS_LEN + 1];
-	if (ns->history_ttl > 0)
-		ts_format(now_ms() - (int64_t)ns->history_ttl * 1000, cutoff);
-	int n = store_prune_room(hub.store, id, last_seq - ns->history_size,
-				 ns->history_ttl > 0 ? cutoff : NULL, PRUNE_STEP);
+	int n = 0;
+	if (ns) {
+		char cutoff[UTIL_TS_LEN + 1];
+		if (ns->history_ttl > 0)
+			ts_format(now_ms() - (int64_t)ns->history_ttl * 1000, cutoff);
+		n = store_prune_room(hub.store, id, last_seq - ns->history_size,
+				     ns->history_ttl > 0 ? cutoff : NULL, PRUNE_STEP);
+	}
 	if (n > 0)
-		*budget -= n;
-	return *budget <= 0;
+		pp->budget -= n;
+	/* A room with more to delete is visited again next tick. */
+	pp->cursor = n >= PRUNE_STEP ? id - 1 : id;
+	pp->stopped = pp->budget <= 0 || n >= PRUNE_STEP;
+	return pp->stopped;
 }
 
 static void prune_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	/* Bounded work per tick, so publishes never wait long behind pruning. */
-	int64_t budget = 20 * PRUNE_STEP;
+	struct prune_pass pp = { .budget = 20 * PRUNE_STEP, .cursor = hub.prune_cursor };
 	if (store_begin(hub.store) < 0)
 		return;
-	if (w->data) {
-		/* First pass after start: every stored room. */
-		store_rooms_each(hub.store, prune_room, &budget);
-		w->data = NULL;
-	} else {
-		struct map_iter it = { 0 };
-		struct map_entry *e;
-		while (budget > 0 && (e = map_next(&hub.rooms, &it))) {
-			struct hub_room *r = e->val;
-			prune_room(r->id, r->name, r->last_seq, &budget);
-		}
-	}
-	if (store_commit(hub.store) < 0)
+	int n = store_rooms_after(hub.store, hub.prune_cursor, PRUNE_ROOMS, prune_room, &pp);
+	if (store_commit(hub.store) < 0) {
 		store_rollback(hub.store);
+		return;
+	}
+	/* Past the last room: the next round starts from the first. */
+	hub.prune_cursor = n >= 0 && n < PRUNE_ROOMS && !pp.stopped ? 0 : pp.cursor;
 }
 
 static void shutdown_hub(void)
@@ -1099,7 +1113,6 @@ void hub_main(struct proc_ctx *ctx)
 	ev_timer_init(&hub.status_timer, status_cb, 0, STATUS_INTERVAL);
 	ev_timer_start(loop, &hub.status_timer);
 	ev_timer_init(&hub.prune_timer, prune_cb, PRUNE_INTERVAL, PRUNE_INTERVAL);
-	hub.prune_timer.data = &hub;     /* marks the first pass */
 	ev_timer_start(loop, &hub.prune_timer);
 	ev_signal_init(&hub.sig_term, sigterm_cb, SIGTERM);
 	ev_signal_start(loop, &hub.sig_term);

@@ -41,7 +41,7 @@ int proto_json_depth(const char *p, size_t n)
 	return in_str ? -1 : max;
 }
 
-int proto_parse_object(const char *p, size_t n, int max_depth, json_t **out,
+int proto_parse_object(const char *p, size_t n, int max_depth, size_t flags, json_t **out,
 		       char *err, size_t errlen)
 {
 	*out = NULL;
@@ -52,7 +52,7 @@ int proto_parse_object(const char *p, size_t n, int max_depth, json_t **out,
 		return -1;
 	}
 	json_error_t jerr;
-	json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES | flags, &jerr);
 	if (!v) {
 		snprintf(err, errlen, "invalid JSON: %s", jerr.text);
 		return -1;
@@ -64,6 +64,82 @@ int proto_parse_object(const char *p, size_t n, int max_depth, json_t **out,
 	}
 	*out = v;
 	return 0;
+}
+
+/* ---- raw member text (the input was validated by jansson already) ---- */
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	return i;
+}
+
+/* p[i] is the opening quote; returns the index after the closing one. */
+static size_t skip_string(const char *p, size_t i, size_t n)
+{
+	for (i++; i < n && p[i] != '"'; i++)
+		if (p[i] == '\\')
+			i++;
+	return i + 1;
+}
+
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+	if (p[i] == '"')
+		return skip_string(p, i, n);
+	if (p[i] == '{' || p[i] == '[') {
+		int depth = 0;
+		while (i < n) {
+			if (p[i] == '"') {
+				i = skip_string(p, i, n);
+				continue;
+			}
+			if (p[i] == '{' || p[i] == '[')
+				depth++;
+			else if ((p[i] == '}' || p[i] == ']') && --depth == 0)
+				return i + 1;
+			i++;
+		}
+		return n;
+	}
+	while (i < n && !strchr(",}] \t\r\n", p[i]))
+		i++;
+	return i;
+}
+
+/* Whether the JSON string literal p[0..len) (quotes included) spells key. */
+static bool key_equals(const char *p, size_t len, const char *key)
+{
+	if (!memchr(p, '\\', len))
+		return len == strlen(key) + 2 && memcmp(p + 1, key, len - 2) == 0;
+	json_t *k = json_loadb(p, len, JSON_DECODE_ANY, NULL);
+	bool eq = k && strcmp(json_string_value(k), key) == 0;
+	json_decref(k);
+	return eq;
+}
+
+bool proto_member_raw(const char *p, size_t n, const char *key, const char **val, size_t *vlen)
+{
+	size_t i = skip_ws(p, 0, n);
+	if (i >= n || p[i] != '{')
+		return false;
+	for (i = skip_ws(p, i + 1, n); i < n && p[i] == '"';) {
+		size_t k = i;
+		i = skip_string(p, i, n);
+		bool match = key_equals(p + k, i - k, key);
+		i = skip_ws(p, skip_ws(p, i, n) + 1, n);   /* past the colon */
+		size_t end = skip_value(p, i, n);
+		if (match) {
+			*val = p + i;
+			*vlen = end - i;
+			return true;
+		}
+		i = skip_ws(p, end, n);
+		if (i < n && p[i] == ',')
+			i = skip_ws(p, i + 1, n);
+	}
+	return false;
 }
 
 void proto_put_id(struct buf *b, const char *id_json)

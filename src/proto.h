@@ -15,10 +15,15 @@
 void proto_event(struct buf *b, const char *room, int64_t seq, const char *epoch,
 		 const char *event, const char *data, size_t data_len, const char *ts);
 
-/* Parses a JSON text of at most max_depth nesting into *out. Returns 0, or -1
- * with a client-safe message in err (syntax error, too deep, not an object). */
-int proto_parse_object(const char *p, size_t n, int max_depth, json_t **out,
+/* Parses a JSON text of at most max_depth nesting into *out, with jansson's
+ * decoding flags added to JSON_REJECT_DUPLICATES. Returns 0, or -1 with a
+ * client-safe message in err (syntax error, too deep, not an object). */
+int proto_parse_object(const char *p, size_t n, int max_depth, size_t flags, json_t **out,
 		       char *err, size_t errlen);
+/* The text of the top-level member key of the object p[0..n), which must be
+ * valid JSON (parsed by proto_parse_object first): publishers' data is kept
+ * byte for byte. False when there is no such member. */
+bool proto_member_raw(const char *p, size_t n, const char *key, const char **val, size_t *vlen);
 /* Nesting depth of a JSON text (scanning brackets outside strings);
  * -1 when malformed strings make it unknowable. */
 int proto_json_depth(const char *p, size_t n);

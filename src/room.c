@@ -80,6 +80,7 @@ static void replay_remove(struct sub *s)
 struct replay_ctx {
 	struct sub *sub;
 	struct buf frame;     /* scratch for encoding */
+	bool paused;          /* the send queue filled up: go on later */
 };
 
 static int replay_row(const struct store_message *m, void *arg)
@@ -98,7 +99,8 @@ static int replay_row(const struct store_message *m, void *arg)
 	sbuf_unref(f);
 	s->sent_seq = m->seq;
 	s->replayed++;
-	return s->conn->state != CONN_WS;
+	rc->paused = s->conn->out_bytes >= REPLAY_QUEUE_LOW;
+	return rc->paused || s->conn->state != CONN_WS;
 }
 
 /* Reads one chunk for s. Returns true when s finished replaying. */
@@ -113,7 +115,7 @@ static bool replay_step(struct sub *s)
 				  store_errmsg(worker.reader));
 	}
 	buf_free(&rc.frame);
-	if (n < 0 || (n < REPLAY_CHUNK && s->sent_seq < s->room->last_seq)) {
+	if (n < 0 || (n < REPLAY_CHUNK && !rc.paused && s->sent_seq < s->room->last_seq)) {
 		/* Retention removed the end we wanted: live from here on. */
 		if (s->sent_seq < s->room->last_seq)
 			s->recovered = false;
@@ -171,8 +173,16 @@ static void sub_start(struct sub *s, const struct sub_since *since)
 		s->recovered = false;
 		from = r->last_seq;
 	} else if (from > r->last_seq) {
-		s->recovered = false;
-		from = r->last_seq;
+		/* Seen on another worker before the hub's delivery reached this
+		 * one: valid if committed, and the live stream skips up to it. */
+		struct store_room sr;
+		if (store_room_get(worker.reader, r->name, false, &sr) != 1 || from > sr.last_seq) {
+			s->recovered = false;
+			from = r->last_seq;
+		}
+		s->sent_seq = from;
+		session_subscribed(s);
+		return;
 	} else if (r->last_seq - from > worker.cfg->replay_limit) {
 		s->recovered = false;
 		from = r->last_seq - worker.cfg->replay_limit;

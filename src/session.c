@@ -50,13 +50,49 @@ static void send_error(struct conn *c, const char *id, const char *code, const c
 	send_buf(c, &b);
 }
 
-static void put_rooms(struct buf *b, struct session *s)
+/* The rooms a connection of this subject joins by itself: user:{sub} and
+ * global. Returns how many were written to out. */
+static size_t auto_rooms(const struct session *s, char out[2][ROOM_MAX + 1])
 {
+	size_t n = 0;
+	if (s->claims.sub) {
+		snprintf(out[n], ROOM_MAX + 1, "user:%s", s->claims.sub);
+		if (acl_room_valid(out[n], strlen(out[n])))
+			n++;
+	}
+	if (config_namespace(worker.cfg, "global"))
+		snprintf(out[n++], ROOM_MAX + 1, "global");
+	return n;
+}
+
+static struct sub *find_sub(struct session *s, const char *room)
+{
+	for (size_t i = 0; i < s->nsubs; i++)
+		if (strcmp(s->subs[i]->room->name, room) == 0)
+			return s->subs[i];
+	return NULL;
+}
+
+/* The connection's rooms; with joining, also the auto-joined rooms about to
+ * be subscribed (welcome and authenticated are sent before their replies). */
+static void put_rooms(struct buf *b, struct session *s, bool joining)
+{
+	char autos[2][ROOM_MAX + 1];
+	size_t nauto = joining ? auto_rooms(s, autos) : 0;
 	buf_appends(b, "[");
 	for (size_t i = 0; i < s->nsubs; i++) {
 		if (i)
 			buf_appends(b, ",");
 		buf_append_json_str(b, s->subs[i]->room->name, strlen(s->subs[i]->room->name));
+	}
+	bool comma = s->nsubs > 0;
+	for (size_t i = 0; i < nauto; i++) {
+		if (find_sub(s, autos[i]))
+			continue;
+		if (comma)
+			buf_appends(b, ",");
+		buf_append_json_str(b, autos[i], strlen(autos[i]));
+		comma = true;
 	}
 	buf_appends(b, "]");
 }
@@ -176,12 +212,12 @@ static struct acl_subject subject(const struct session *s)
 				     s->claims.rooms, s->claims.nrooms };
 }
 
-static struct sub *find_sub(struct session *s, const char *room)
+static void remove_sub(struct session *s, struct sub *sb)
 {
 	for (size_t i = 0; i < s->nsubs; i++)
-		if (strcmp(s->subs[i]->room->name, room) == 0)
-			return s->subs[i];
-	return NULL;
+		if (s->subs[i] == sb)
+			s->subs[i] = s->subs[--s->nsubs];
+	room_unsubscribe(sb);
 }
 
 /* Checks name against the namespace's rule for op (subscribe or publish).
@@ -249,17 +285,16 @@ static void subscribe_one(struct session *s, const char *room, json_t *since_jso
 		return;
 	}
 	struct sub *old = find_sub(s, room);
-	if (old && !old->confirmed) {
+	if (old && !old->confirmed && old->req_id) {
 		send_error(c, id, "conflict", "subscription in progress");
 		return;
 	}
 	if (old) {
-		/* Subscribing again restarts from the given point. */
-		room_unsubscribe(old);
-		for (size_t i = 0; i < s->nsubs; i++)
-			if (s->subs[i] == old)
-				s->subs[i] = s->subs[--s->nsubs];
-		report_room(c, room, false);
+		/* Subscribing again restarts from the given point; it also takes
+		 * over an auto-join still in progress (nobody waits for that one). */
+		if (old->confirmed)
+			report_room(c, room, false);
+		remove_sub(s, old);
 	} else if (s->nsubs >= (size_t)worker.cfg->max_rooms_per_connection) {
 		send_error(c, id, "too_many_rooms", "max_rooms_per_connection reached");
 		return;
@@ -309,10 +344,7 @@ static void unsubscribe_one(struct session *s, const char *room, const char *id)
 	if (sb) {
 		if (sb->confirmed)
 			report_room(s->conn, room, false);
-		for (size_t i = 0; i < s->nsubs; i++)
-			if (s->subs[i] == sb)
-				s->subs[i] = s->subs[--s->nsubs];
-		room_unsubscribe(sb);
+		remove_sub(s, sb);
 	}
 	struct buf b = { 0 };
 	buf_appends(&b, "{\"type\":\"unsubscribed\",");
@@ -339,17 +371,14 @@ static void on_unsubscribe(struct session *s, json_t *msg, const char *id)
 	}
 }
 
-/* Joins user:{sub} (with the position the client gave, if any) and global. */
+/* Joins the auto-joined rooms, with the positions the client gave, if any. */
 static void auto_join(struct session *s, json_t *positions)
 {
-	char room[ROOM_MAX + 1];
-	if (s->claims.sub) {
-		snprintf(room, sizeof(room), "user:%s", s->claims.sub);
-		if (acl_room_valid(room, strlen(room)) && !find_sub(s, room))
-			subscribe_one(s, room, json_object_get(positions, room), NULL);
-	}
-	if (!find_sub(s, "global") && config_namespace(worker.cfg, "global"))
-		subscribe_one(s, "global", json_object_get(positions, "global"), NULL);
+	char autos[2][ROOM_MAX + 1];
+	size_t n = auto_rooms(s, autos);
+	for (size_t i = 0; i < n; i++)
+		if (!find_sub(s, autos[i]))
+			subscribe_one(s, autos[i], json_object_get(positions, autos[i]), NULL);
 }
 
 static void send_welcome(struct session *s)
@@ -360,7 +389,7 @@ static void send_welcome(struct session *s)
 		   (unsigned long long)s->conn->id);
 	put_user(&b, s);
 	buf_appends(&b, ",\"rooms\":");
-	put_rooms(&b, s);
+	put_rooms(&b, s, s->authenticated || worker.cfg->allow_anonymous);
 	buf_printf(&b, ",\"heartbeat\":%d,\"unread\":%lld}", worker.cfg->ping_interval,
 		   (long long)MAX(unread, 0));
 	send_buf(s->conn, &b);
@@ -391,19 +420,19 @@ static void on_auth(struct session *s, json_t *msg, const char *id)
 	s->authenticated = true;
 	s->expired = false;
 	arm_expiry(s);
-	if (first) {
-		report_open(s);
-		auto_join(s, json_object_get(msg, "rooms"));
-	}
 	struct buf b = { 0 };
 	buf_appends(&b, "{\"type\":\"authenticated\",");
 	proto_put_id(&b, id);
 	buf_appends(&b, "\"user\":");
 	put_user(&b, s);
 	buf_appends(&b, ",\"rooms\":");
-	put_rooms(&b, s);
+	put_rooms(&b, s, first);
 	buf_appends(&b, "}");
 	send_buf(s->conn, &b);
+	if (first) {
+		report_open(s);
+		auto_join(s, json_object_get(msg, "rooms"));
+	}
 }
 
 /* ---- publish and read -------------------------------------------------------------- */
@@ -429,11 +458,11 @@ static void publish_reply(struct conn *c, uint64_t tag, int status, const char *
 	free(id);
 }
 
-static void on_publish(struct session *s, json_t *msg, const char *id)
+/* raw[0..n) is the message's text, whose data member is passed on verbatim. */
+static void on_publish(struct session *s, json_t *msg, const char *raw, size_t n, const char *id)
 {
 	const char *room = json_string_value(json_object_get(msg, "room"));
 	const char *event = json_string_value(json_object_get(msg, "event"));
-	json_t *data = json_object_get(msg, "data");
 	if (!room || !event || !*event || strlen(event) > 128) {
 		send_error(s->conn, id, "bad_request", "publish needs room, event and data");
 		return;
@@ -447,7 +476,12 @@ static void on_publish(struct session *s, json_t *msg, const char *id)
 		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
 		return;
 	}
-	char *text = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	const char *data;
+	size_t data_len;
+	if (!proto_member_raw(raw, n, "data", &data, &data_len)) {
+		data = "null";
+		data_len = 4;
+	}
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_PUBLISH);
 	ipc_put_u64(&b, worker_expect_reply(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL),
@@ -455,13 +489,12 @@ static void on_publish(struct session *s, json_t *msg, const char *id)
 	ipc_put_u32(&b, 1);
 	ipc_put_cstr(&b, room);
 	ipc_put_cstr(&b, event);
-	ipc_put_cstr(&b, text);
+	ipc_put_str(&b, data, data_len);
 	ipc_put_cstr(&b, NULL);
 	ipc_put_u8(&b, 1);
 	ipc_end(&b, m);
 	worker_hub_send(&b);
 	buf_free(&b);
-	free(text);
 	worker.stats.published++;
 }
 
@@ -547,11 +580,11 @@ void session_open(struct conn *c, struct jwt_claims *claims)
 		ev_timer_set(&s->auth_timer, worker.cfg->auth_timeout, 0);
 		ev_timer_start(worker.loop, &s->auth_timer);
 	}
+	send_welcome(s);
 	if (s->authenticated || worker.cfg->allow_anonymous) {
 		report_open(s);
 		auto_join(s, NULL);
 	}
-	send_welcome(s);
 }
 
 void session_message(struct conn *c, int opcode, const char *p, size_t n)
@@ -565,7 +598,7 @@ void session_message(struct conn *c, int opcode, const char *p, size_t n)
 	}
 	json_t *msg;
 	char err[160];
-	if (proto_parse_object(p, n, worker.cfg->max_json_depth, &msg, err, sizeof(err)) < 0) {
+	if (proto_parse_object(p, n, worker.cfg->max_json_depth, 0, &msg, err, sizeof(err)) < 0) {
 		send_error(c, NULL, "bad_request", err);
 		return;
 	}
@@ -596,11 +629,11 @@ void session_message(struct conn *c, int opcode, const char *p, size_t n)
 		buf_appends(&b, "{\"type\":\"subscriptions\",");
 		proto_put_id(&b, id);
 		buf_appends(&b, "\"rooms\":");
-		put_rooms(&b, s);
+		put_rooms(&b, s, false);
 		buf_appends(&b, "}");
 		send_buf(c, &b);
 	} else if (strcmp(type, "publish") == 0) {
-		on_publish(s, msg, id);
+		on_publish(s, msg, p, n, id);
 	} else if (strcmp(type, "read") == 0) {
 		on_read(s, msg, id);
 	} else {
