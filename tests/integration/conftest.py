@@ -1,12 +1,17 @@
 """Integration harness: starts the real heraldd with a temporary config and
 database on free loopback ports, and stops every process it started by PID."""
 import base64
+import collections
 import hashlib
 import hmac
+import itertools
 import json
 import os
+import re
+import select
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -209,6 +214,26 @@ log_file = {self.log}
                              text=True, timeout=30, check=True).stdout
         return json.loads(out) if out.strip() else []
 
+    def api_session(self, key=API_KEY):
+        """A keep-alive requests.Session carrying the API key (one per thread)."""
+        s = requests.Session()
+        if key:
+            s.headers["Authorization"] = f"Bearer {key}"
+        return s
+
+    def client(self, **kw):
+        """A connected protocol client (see Client); it has read its welcome."""
+        return Client(self.port, **kw)
+
+    def worker_pid_by_slot(self):
+        """{1: pid, 2: pid, ...} from the workers' process titles."""
+        out = {}
+        for p in self.workers_pids():
+            m = re.match(r"heraldd: worker (\d+)", proc_title(p))
+            if m:
+                out[int(m.group(1))] = p
+        return out
+
 
 DEFAULT_NAMESPACES = """
 [namespace race]
@@ -259,3 +284,381 @@ def herald_factory(tmp_path):
 @pytest.fixture
 def herald(herald_factory):
     return herald_factory().start()
+
+
+@pytest.fixture(scope="module")
+def shared_herald(tmp_path_factory):
+    """One heraldd with the default configuration for a whole test module:
+    for tests that need no configuration of their own, use rooms and users
+    no other test of the module uses, and leave no client connected."""
+    h = Herald(tmp_path_factory.mktemp("shared"))
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+
+
+# ---- a synchronous client of the herald protocol ---------------------------------
+
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+EPOCH_RE = re.compile(r"^[0-9a-f]{16}$")
+_ids = itertools.count(1)
+
+
+def wait_until(pred, timeout=10, step=0.05):
+    """Polls pred until it returns something true or timeout passes; returns
+    its last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def poll(fetch, ok, timeout=5, step=0.05):
+    """Calls fetch() until ok(value) holds or timeout passes; returns the last
+    value either way, so that the caller's assertion shows what was seen."""
+    deadline = time.time() + timeout
+    while True:
+        v = fetch()
+        if ok(v) or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
+class HandshakeRefused(Exception):
+    def __init__(self, status, headers, body):
+        super().__init__(f"upgrade refused with HTTP {status}: {body!r}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def _ws_frame(opcode, payload):
+    """A masked client frame."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    key = os.urandom(4)
+    if n:
+        mask = (key * (n // 4 + 1))[:n]
+        body = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
+    else:
+        body = b""
+    return head + key + body
+
+
+class Client:
+    """One WebSocket connection to /ws speaking herald's JSON protocol, over a
+    plain socket so that tests stay synchronous and every wait is bounded.
+
+    Every JSON message received is appended to .messages (arrival order) and
+    to .inbox (not yet consumed by expect()). Server pings are answered. When
+    the server closes, .close_code is its close code (None: TCP closed without
+    a close frame) and .closed is True."""
+
+    def __init__(self, port, token=None, bearer=None, path="/ws", headers=None,
+                 timeout=5, rcvbuf=None, welcome=True):
+        if token is not None:
+            path += ("&" if "?" in path else "?") + "token=" + token
+        hdrs = dict(headers or {})
+        if bearer is not None:
+            hdrs["Authorization"] = f"Bearer {bearer}"
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+                 "Sec-WebSocket-Version: 13"] + [f"{k}: {v}" for k, v in hdrs.items()]
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        deadline = time.time() + timeout
+        while b"\r\n\r\n" not in data:
+            self.sock.settimeout(max(deadline - time.time(), 0.01))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                self.sock.close()
+                raise HandshakeRefused(0, {}, data)
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *hlines = head.decode(errors="replace").split("\r\n")
+        status = int(status_line.split()[1])
+        self.headers = {}
+        for line in hlines:
+            k, _, v = line.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        if status != 101:
+            n = int(self.headers.get("content-length", "0"))
+            while len(rest) < n:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            self.sock.close()
+            raise HandshakeRefused(status, self.headers, rest[:n])
+        want = base64.b64encode(hashlib.sha1(
+            key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+        assert self.headers.get("sec-websocket-accept") == want
+        self.buf = bytearray(rest)
+        self.timeout = timeout
+        self.messages = []
+        self.raw = []                  # the text of each message, as received
+        self.inbox = collections.deque()
+        self.closed = False
+        self.close_code = None
+        self.close_reason = b""
+        self._frag = None
+        self._parse()                  # frames that came with the 101 response
+        self.welcome = self.expect("welcome", timeout) if welcome else None
+
+    # -- sending ---------------------------------------------------------------
+    def send(self, obj):
+        data = obj if isinstance(obj, (bytes, str)) else json.dumps(obj)
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(_ws_frame(0x1, data))
+
+    def send_many(self, objs):
+        """Several messages in one write (they reach the server together)."""
+        self.sock.sendall(b"".join(_ws_frame(0x1, json.dumps(o).encode()) for o in objs))
+
+    def call(self, type_, timeout=None, **fields):
+        """Sends a request with a fresh id; returns the first reply with that id."""
+        rid = f"r{next(_ids)}"
+        self.send({"type": type_, "id": rid, **fields})
+        return self.expect(id=rid, timeout=timeout)
+
+    def subscribe(self, room, since=None, timeout=None):
+        """Subscribes and returns the `subscribed` reply (asserting it is one)."""
+        msg = {"room": room}
+        if since is not None:
+            msg["since"] = since
+        r = self.call("subscribe", timeout=timeout, **msg)
+        assert r["type"] == "subscribed", r
+        return r
+
+    def close(self, code=1000):
+        if not self.closed:
+            try:
+                self.sock.sendall(_ws_frame(0x8, struct.pack("!H", code)))
+            except OSError:
+                pass
+        self.abort()
+
+    def abort(self):
+        """Drops the TCP connection without a close handshake."""
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # -- receiving -------------------------------------------------------------
+    def fileno(self):
+        return self.sock.fileno()
+
+    def pump(self, timeout=0.0):
+        """Reads what is available (waiting up to timeout for the first bytes)
+        and parses every complete frame. Returns True when bytes arrived."""
+        if self.closed:
+            return False
+        try:
+            r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        except (OSError, ValueError):
+            self.closed = True
+            return False
+        if not r:
+            return False
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except (ConnectionResetError, OSError):
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            self._parse()
+            return False
+        self.buf += chunk
+        self._parse()
+        return True
+
+    def _parse(self):
+        buf = self.buf
+        while len(buf) >= 2:
+            b0, b1 = buf[0], buf[1]
+            n, off = b1 & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, off = struct.unpack("!H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, off = struct.unpack("!Q", buf[2:10])[0], 10
+            if len(buf) < off + n:
+                return
+            payload = bytes(buf[off:off + n])
+            del buf[:off + n]
+            op, fin = b0 & 0x0F, bool(b0 & 0x80)
+            if op == 0x9:
+                try:
+                    self.sock.sendall(_ws_frame(0xA, payload))
+                except OSError:
+                    pass
+            elif op == 0xA:
+                pass
+            elif op == 0x8:
+                self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                self.close_reason = payload[2:]
+                try:
+                    self.sock.sendall(_ws_frame(0x8, payload[:2]))
+                except OSError:
+                    pass
+                self.abort()
+                return
+            else:
+                if op in (0x1, 0x2):
+                    self._frag = [payload]
+                elif self._frag is not None:
+                    self._frag.append(payload)
+                if fin and self._frag is not None:
+                    text = b"".join(self._frag)
+                    msg = json.loads(text)
+                    self._frag = None
+                    self.raw.append(text)
+                    self.messages.append(msg)
+                    self.inbox.append(msg)
+
+    @staticmethod
+    def _matches(msg, type_, fields):
+        if type_ is not None and msg.get("type") != type_:
+            return False
+        return all(k in msg and msg[k] == v for k, v in fields.items())
+
+    def take(self, type_=None, **fields):
+        """The first unconsumed message matching, removed from the inbox; or None."""
+        for i, m in enumerate(self.inbox):
+            if self._matches(m, type_, fields):
+                del self.inbox[i]
+                return m
+        return None
+
+    def expect(self, type_=None, timeout=None, **fields):
+        """Waits for (and consumes) the first message of type_ whose fields
+        equal the given values; fails the test when none comes in time."""
+        deadline = time.time() + (timeout if timeout is not None else self.timeout)
+        while True:
+            m = self.take(type_, **fields)
+            if m is not None:
+                return m
+            left = deadline - time.time()
+            if self.closed or left <= 0:
+                state = f"closed ({self.close_code})" if self.closed else "timed out"
+                raise AssertionError(f"{state} waiting for {type_} {fields}; "
+                                     f"unconsumed: {list(self.inbox)[-10:]}")
+            self.pump(min(left, 0.5))
+
+    def drain(self, duration):
+        """Reads everything that arrives during duration seconds."""
+        deadline = time.time() + duration
+        while not self.closed and time.time() < deadline:
+            self.pump(deadline - time.time())
+
+    def expect_close(self, timeout=None):
+        """Waits until the server closes; returns its close code (None: no
+        close frame, only TCP)."""
+        deadline = time.time() + (timeout if timeout is not None else self.timeout)
+        while not self.closed and time.time() < deadline:
+            self.pump(deadline - time.time())
+        assert self.closed, f"still open after {timeout} s; unconsumed: {list(self.inbox)[-10:]}"
+        return self.close_code
+
+    def events(self, room=None):
+        """Every event received on this connection (for room), in arrival order."""
+        return [m for m in self.messages
+                if m.get("type") == "event" and (room is None or m["room"] == room)]
+
+    def seqs(self, room):
+        return [m["seq"] for m in self.events(room)]
+
+    def wait_seq(self, room, seq, timeout=None):
+        """Reads until an event of room with seq >= seq arrived; returns the
+        room's seqs."""
+        deadline = time.time() + (timeout if timeout is not None else self.timeout)
+        while True:
+            s = self.seqs(room)
+            if s and s[-1] >= seq:
+                return s
+            left = deadline - time.time()
+            if self.closed or left <= 0:
+                raise AssertionError(f"waiting for {room} seq {seq}: got {s[-20:]}"
+                                     f" ({'closed %s' % self.close_code if self.closed else 'timeout'})")
+            self.pump(min(left, 0.5))
+
+    def wait_events(self, room, n, timeout=None):
+        """Reads until n events of room arrived; returns them."""
+        deadline = time.time() + (timeout if timeout is not None else self.timeout)
+        while True:
+            ev = self.events(room)
+            if len(ev) >= n:
+                return ev
+            left = deadline - time.time()
+            if self.closed or left <= 0:
+                raise AssertionError(f"waiting for {n} events in {room}: got {len(ev)}"
+                                     f" ({'closed %s' % self.close_code if self.closed else 'timeout'})")
+            self.pump(min(left, 0.5))
+
+
+def pump_all(clients, timeout=0.05):
+    """Reads from whichever of clients has data, waiting up to timeout."""
+    live = [c for c in clients if not c.closed]
+    if not live:
+        return
+    try:
+        r, _, _ = select.select(live, [], [], timeout)
+    except (OSError, ValueError):
+        r = live
+    for c in r:
+        c.pump(0)
+
+
+def connect_on_all_workers(h, n_min=12, n_max=64, **kw):
+    """Opens clients (kw as for Client) until GET /api/connections shows
+    them spread over every worker; returns (clients, set of worker numbers)."""
+    clients = []
+    while True:
+        while len(clients) < n_min:
+            clients.append(h.client(**kw))
+        ids = {c.welcome["client_id"] for c in clients}
+
+        def placed():
+            conns = h.api("GET", "/api/connections").json()["connections"]
+            mine = [x for x in conns if str(x["id"]) in ids]
+            return mine if len(mine) == len(ids) else None
+        mine = wait_until(placed, timeout=5)
+        assert mine, "the hub does not list every connection"
+        workers = {x["worker"] for x in mine}
+        if len(workers) == h.workers or len(clients) >= n_max:
+            return clients, workers
+        n_min = len(clients) + 8
+
+
+def upgrade_refusal(port, path="/ws", headers=None):
+    """Opens /ws expecting the upgrade to be refused: (status, error JSON)."""
+    try:
+        c = Client(port, path=path, headers=headers, welcome=False)
+    except HandshakeRefused as e:
+        return e.status, (e.json() if e.body else None)
+    c.abort()
+    raise AssertionError("the upgrade was accepted")
