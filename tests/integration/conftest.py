@@ -153,6 +153,17 @@ log_file = {self.log}
             pass
         self.stderr.close()
         self.proc = None
+        self.check_sanitizers()
+
+    def check_sanitizers(self):
+        """In a sanitizer build, any report (leak, overflow, undefined
+        behaviour) from any herald process fails the test."""
+        with open(os.path.join(self.dir, "stderr.log"), errors="replace") as f:
+            text = f.read()
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if mark in text:
+                i = text.index(mark)
+                raise AssertionError("sanitizer report from heraldd:\n" + text[max(i - 200, 0):i + 3000])
 
     def kill_all(self):
         """SIGKILL every herald process at once (master first, then children)."""
@@ -169,6 +180,7 @@ log_file = {self.log}
             time.sleep(0.02)
         self.stderr.close()
         self.proc = None
+        self.check_sanitizers()
 
     # -- processes -----------------------------------------------------------
     def child_pids(self):
