@@ -36,7 +36,7 @@ struct route_req {
 static void respond(struct conn *c, int status, const char *type, const char *body, size_t len)
 {
 	struct buf out = { 0 };
-	http_response(&out, status, type, body, len, c->keep_alive);
+	http_response(&out, status, type, body, len, conn_http_keep_alive(c));
 	conn_http_reply(c, &out);
 	buf_free(&out);
 }
@@ -52,15 +52,23 @@ static void respond_json(struct conn *c, int status, json_t *v)
 static void respond_error(struct conn *c, int status, const char *code, const char *message)
 {
 	struct buf out = { 0 };
-	http_error(&out, status, code, message, c->keep_alive);
+	http_error(&out, status, code, message, conn_http_keep_alive(c));
 	conn_http_reply(c, &out);
 	buf_free(&out);
+}
+
+/* Replies that waited on the hub carry their request's ticket as the tag. */
+static bool resume(struct conn *c, uint64_t ticket)
+{
+	if (c)
+		c->http_cur = (uint32_t)ticket;
+	return c != NULL;
 }
 
 /* The hub's answer becomes the HTTP response as it is. */
 static void hub_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
 {
-	if (c)
+	if (resume(c, tag))
 		respond(c, status, "application/json", json, len);
 }
 
@@ -69,10 +77,8 @@ static void ask_hub(struct conn *c, json_t *q, worker_reply_fn fn)
 {
 	char *s = json_dumps(q, JSON_COMPACT);
 	json_decref(q);
-	if (worker_request(c, 0, s, strlen(s), fn) < 0)
+	if (worker_request(c, c->http_cur, s, strlen(s), fn) < 0)
 		respond_error(c, 503, "unavailable", "hub unavailable, retry");
-	else
-		c->pending_req = 1;
 	free(s);
 }
 
@@ -260,7 +266,7 @@ static void publish(struct route_req *r, bool broadcast)
 	}
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_PUBLISH);
-	ipc_put_u64(&b, worker_expect_reply(r->c, 0, hub_reply));
+	ipc_put_u64(&b, worker_expect_reply(r->c, r->c->http_cur, hub_reply));
 	ipc_put_u32(&b, (uint32_t)json_array_size(list));
 	json_array_foreach(list, i, v)
 		ipc_put_cstr(&b, json_string_value(v));
@@ -271,7 +277,6 @@ static void publish(struct route_req *r, bool broadcast)
 	ipc_end(&b, m);
 	worker_hub_send(&b);
 	buf_free(&b);
-	r->c->pending_req = 1;
 	worker.stats.published++;
 	json_decref(list);
 	json_decref(q);
@@ -468,10 +473,11 @@ static void notify(struct route_req *r)
 /* Prometheus text from the hub's stats. */
 static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
 {
-	json_t *v = c && status == 200 ? json_loadb(json, len, 0, NULL) : NULL;
+	if (!resume(c, tag))
+		return;
+	json_t *v = status == 200 ? json_loadb(json, len, 0, NULL) : NULL;
 	if (!v) {
-		if (c)
-			respond_error(c, 503, "unavailable", "hub unavailable");
+		respond_error(c, 503, "unavailable", "hub unavailable");
 		return;
 	}
 	json_t *msgs = json_object_get(v, "messages");

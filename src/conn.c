@@ -21,6 +21,7 @@
 #include "worker.h"
 
 #define READ_CHUNK 16384
+#define HTTP_PIPELINE 16       /* requests of one connection in the works at once */
 #define CLOSE_GRACE 2.0        /* seconds to wait for the peer's close frame */
 
 static struct conn *conns;     /* every open connection */
@@ -75,6 +76,10 @@ static void conn_free(struct conn *c)
 	for (size_t i = 0; i < c->outq_len; i++)
 		sbuf_unref(c->outq[i]);
 	free(c->outq);
+	for (size_t i = 0; c->http_held && i < HTTP_PIPELINE; i++)
+		if (c->http_held[i])
+			sbuf_unref(c->http_held[i]);
+	free(c->http_held);
 	buf_free(&c->in);
 	ws_reader_free(&c->ws);
 	free(c);
@@ -107,10 +112,10 @@ void conn_close_all(int code, const char *reason)
 		next = c->next;
 		if (c->state == CONN_WS)
 			conn_ws_close(c, code, reason);
-		else if (c->state == CONN_HTTP && !c->pending_req && !c->out_bytes)
+		else if (c->state == CONN_HTTP && c->http_next == c->http_sent && !c->out_bytes)
 			conn_close(c, reason);
 		else if (c->state == CONN_HTTP)
-			c->keep_alive = false;
+			c->http_closing = true;
 	}
 }
 
@@ -233,24 +238,54 @@ void conn_flush_all(void)
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
-	if (flush_one(c) && c->state == CONN_HTTP && !c->outq_len && c->in.len && !c->pending_req)
+	if (flush_one(c) && c->state == CONN_HTTP && !c->outq_len && c->in.len)
 		process_input(c);
 }
 
 /* ---- HTTP ------------------------------------------------------------------- */
 
+static uint32_t http_in_flight(const struct conn *c)
+{
+	return c->http_next - c->http_sent;
+}
+
+bool conn_http_keep_alive(const struct conn *c)
+{
+	return !(c->http_closing && c->http_cur == c->http_next - 1) && !worker.stopping;
+}
+
 void conn_http_reply(struct conn *c, struct buf *out)
 {
-	conn_send_bytes(c, out->data, out->len);
+	uint32_t t = c->http_cur;
+	if (c->state != CONN_HTTP || t - c->http_sent >= http_in_flight(c))
+		return;    /* upgraded or closing meanwhile: nobody to answer */
+	struct sbuf *s = sbuf_from(out->data, out->len);
 	buf_reset(out);
-	c->pending_req = 0;
-	if (c->state == CONN_HTTP && !ev_is_active(&c->rio))
-		ev_io_start(worker.loop, &c->rio);
-	if (!c->keep_alive || worker.stopping) {
+	if (t != c->http_sent) {
+		/* An earlier request is still in the works: wait for its turn. */
+		if (!c->http_held)
+			c->http_held = xcalloc(HTTP_PIPELINE, sizeof(*c->http_held));
+		c->http_held[t % HTTP_PIPELINE] = s;
+		return;
+	}
+	for (;;) {
+		conn_send(c, s);
+		sbuf_unref(s);
+		c->http_sent++;
+		s = c->http_held ? c->http_held[c->http_sent % HTTP_PIPELINE] : NULL;
+		if (!s || c->http_sent == c->http_next)
+			break;
+		c->http_held[c->http_sent % HTTP_PIPELINE] = NULL;
+	}
+	if (c->http_sent != c->http_next)
+		return;
+	if (c->http_closing || worker.stopping) {
 		c->state = CONN_DRAINING;
 		return;
 	}
 	set_timer(c, worker.cfg->handshake_timeout, 0);
+	if (!ev_is_active(&c->rio))
+		ev_io_start(worker.loop, &c->rio);
 	if (c->in.len && !c->dispatching)
 		process_input(c);
 }
@@ -268,8 +303,9 @@ static void http_fail(struct conn *c, int status, const char *message)
 	for (size_t i = 0; i < ARRAY_SIZE(codes); i++)
 		if (strcmp(codes[i][0], st) == 0)
 			code = codes[i][1];
+	c->http_closing = true;
+	c->http_cur = c->http_next++;
 	http_error(&out, status, code, message, false);
-	c->keep_alive = false;
 	conn_http_reply(c, &out);
 	buf_free(&out);
 }
@@ -280,7 +316,8 @@ static void process_http(struct conn *c)
 	struct http_limits lim = { cfg->max_header_size, (size_t)cfg->max_headers,
 				   cfg->max_body_size };
 	size_t off = 0;
-	while (c->state == CONN_HTTP && !c->pending_req && off < c->in.len) {
+	while (c->state == CONN_HTTP && !c->http_closing && http_in_flight(c) < HTTP_PIPELINE &&
+	       off < c->in.len) {
 		struct http_request req;
 		int status = 0;
 		int hl = http_parse_request(c->in.data + off, c->in.len - off, &lim, &req, &status);
@@ -294,15 +331,18 @@ static void process_http(struct conn *c)
 		size_t total = (size_t)hl + req.content_length;
 		if (c->in.len - off < total)
 			break;
-		c->keep_alive = req.keep_alive && !worker.stopping;
+		if (req.upgrade_websocket && http_in_flight(c))
+			break;    /* an upgrade waits for the responses before it */
+		c->http_cur = c->http_next++;
+		c->http_closing = !req.keep_alive || worker.stopping;
 		c->dispatching = true;
 		api_handle(c, &req, c->in.data + off + hl, req.content_length);
 		c->dispatching = false;
 		off += total;
 	}
 	buf_consume(&c->in, off);
-	/* While the hub works on a request, further input waits in the kernel. */
-	if (c->pending_req)
+	/* While the pipeline is full, further input waits in the kernel. */
+	if (c->state == CONN_HTTP && (c->http_closing || http_in_flight(c) >= HTTP_PIPELINE))
 		ev_io_stop(worker.loop, &c->rio);
 	if (c->state == CONN_WS && c->in.len)
 		process_input(c);
@@ -443,8 +483,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (n > 0) {
 			c->in.len += (size_t)n;
 			c->last_rx = (int64_t)(ev_now(loop) * 1000);
-			if (!c->pending_req)
-				process_input(c);
+			process_input(c);
 		}
 		if (borrowed) {
 			struct buf rest = { 0 };
@@ -476,7 +515,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	const struct config *cfg = worker.cfg;
 	switch (c->state) {
 	case CONN_HTTP:
-		if (!c->pending_req)
+		if (c->http_next == c->http_sent)
 			conn_close(c, c->in.len ? "request timeout" : "idle");
 		return;
 	case CONN_WS: {
@@ -511,7 +550,6 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	inet_ntop(AF_INET, &sa->sin_addr, c->addr, sizeof(c->addr));
 	c->connected_at = now_ms();
 	c->last_rx = (int64_t)(ev_now(worker.loop) * 1000);
-	c->keep_alive = true;
 	ev_io_init(&c->rio, read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
 	ev_init(&c->timer, timer_cb);

@@ -44,9 +44,13 @@ struct conn {
 	struct conn *dirty_next; /* on the worker's list of conns to flush */
 	bool dirty;
 
-	/* HTTP */
-	uint64_t pending_req;    /* waiting for the hub's reply; input paused */
-	bool keep_alive;
+	/* HTTP: pipelined requests get consecutive tickets; responses, which
+	 * may complete out of order (some wait for the hub), go out in order. */
+	uint32_t http_next;      /* ticket of the next request dispatched */
+	uint32_t http_sent;      /* ticket of the next response to send */
+	uint32_t http_cur;       /* ticket conn_http_reply answers */
+	struct sbuf **http_held; /* responses ready before their turn (ring) */
+	bool http_closing;       /* the last request said close: read no more */
 	bool dispatching;        /* inside api_handle: replies must not re-enter the parser */
 
 	/* WebSocket */
@@ -72,10 +76,14 @@ void conn_ws_close(struct conn *c, int code, const char *reason);
 /* Closes the socket now; the conn is freed at the end of the loop turn. */
 void conn_close(struct conn *c, const char *why);
 
-/* HTTP side: queues a response built in out and resumes reading pipelined
- * requests (for replies that waited on the hub). Closes after it when the
- * request was not keep-alive. */
+/* HTTP side: the response built in out answers request c->http_cur (set
+ * while a request is dispatched; a reply that waited on the hub sets it back
+ * to its request's ticket). It goes out after the responses to earlier
+ * requests, then more pipelined requests are read. The connection closes
+ * after the response to a request that was not keep-alive. */
 void conn_http_reply(struct conn *c, struct buf *out);
+/* Whether the response to c->http_cur keeps the connection open. */
+bool conn_http_keep_alive(const struct conn *c);
 /* Sends the 101 response and switches to WebSocket; protocol may be NULL.
  * Messages then go to the echo endpoint or to the session. */
 void conn_ws_upgrade(struct conn *c, const struct http_request *req, const char *protocol,

@@ -11,6 +11,7 @@ import pytest
 import requests
 import websockets
 
+from conftest import API_KEY
 from wsraw import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, RawWS,
                    handshake_request, read_http_response)
 
@@ -244,6 +245,37 @@ def test_http_pipelining_and_keep_alive(herald):
         s.sendall(b"GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n")
         status, headers, body, _ = read_http_response(_Buffered(s, rest))
         assert status == 200 and headers.get("connection") == "close"
+
+
+def test_pipelined_responses_keep_request_order(herald):
+    """Requests that wait on the hub (publish, stats) and requests answered at
+    once (health) are pipelined on one connection: the responses come back in
+    request order, the publishes in sequence, more than the pipeline depth."""
+    def publish(i):
+        body = json.dumps({"room": "market:pipe", "event": "e", "data": i}).encode()
+        return (b"POST /api/publish HTTP/1.1\r\nAuthorization: Bearer " + API_KEY.encode() +
+                b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    stats = b"GET /api/stats HTTP/1.1\r\nAuthorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
+    health = b"GET /health/live HTTP/1.1\r\n\r\n"
+    plan = []
+    for i in range(40):
+        plan.append(("publish", publish(i)) if i % 3 else
+                    ("health", health) if i % 2 else ("stats", stats))
+    with socket.create_connection(("127.0.0.1", herald.admin_port), timeout=10) as s:
+        s.sendall(b"".join(req for _, req in plan))
+        rest, seqs = b"", []
+        for kind, _ in plan:
+            status, headers, body, rest = read_http_response(_Buffered(s, rest))
+            assert status == 200, body
+            reply = json.loads(body)
+            if kind == "publish":
+                seqs.append(reply["seq"])
+            elif kind == "health":
+                assert reply == {"status": "ok"}
+            else:
+                assert "connections" in reply
+            assert headers.get("connection") != "close"
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
 class _Buffered:
