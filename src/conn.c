@@ -42,6 +42,12 @@ struct conn *conn_first(void)
 	return conns;
 }
 
+const char *conn_addr(const struct conn *c)
+{
+	static char text[INET_ADDRSTRLEN];
+	return inet_ntop(AF_INET, &c->ip, text, sizeof(text));
+}
+
 /* ---- closing ---------------------------------------------------------------- */
 
 void conn_close(struct conn *c, const char *why)
@@ -49,7 +55,7 @@ void conn_close(struct conn *c, const char *why)
 	if (c->state == CONN_DEAD)
 		return;
 	log_debug("event=close conn=%llu addr=%s reason=\"%s\"", (unsigned long long)c->id,
-		  c->addr, why);
+		  conn_addr(c), why);
 	if (c->session)
 		session_close(c);
 	ev_io_stop(worker.loop, &c->rio);
@@ -136,7 +142,7 @@ static void slow_consumer(struct conn *c)
 {
 	worker.stats.slow_closed++;
 	log_info("event=slow_consumer conn=%llu addr=%s queued=%zu", (unsigned long long)c->id,
-		 c->addr, c->out_bytes);
+		 conn_addr(c), c->out_bytes);
 	size_t keep = c->out_off ? 1 : 0;
 	for (size_t i = keep; i < c->outq_len; i++) {
 		c->out_bytes -= c->outq[i]->len;
@@ -212,6 +218,10 @@ static bool flush_one(struct conn *c)
 			continue;
 	}
 	ev_io_stop(worker.loop, &c->wio);
+	/* Most connections are idle most of the time: they keep no queue. */
+	free(c->outq);
+	c->outq = NULL;
+	c->outq_cap = 0;
 	if (c->state == CONN_DRAINING) {
 		conn_close(c, "done");
 		return false;
@@ -547,7 +557,6 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	c->listener = listener;
 	c->state = CONN_HTTP;
 	c->ip = sa->sin_addr.s_addr;
-	inet_ntop(AF_INET, &sa->sin_addr, c->addr, sizeof(c->addr));
 	c->connected_at = now_ms();
 	c->last_rx = (int64_t)(ev_now(worker.loop) * 1000);
 	ev_io_init(&c->rio, read_cb, fd, EV_READ);

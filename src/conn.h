@@ -32,7 +32,6 @@ struct conn {
 	ev_io rio, wio;
 	ev_timer timer;          /* handshake, keep-alive, ping and close deadlines */
 	struct buf in;
-	char addr[48];           /* peer address, for logs and /api/connections */
 	uint32_t ip;             /* peer IPv4, network order */
 	int64_t connected_at;    /* wall clock ms */
 	int64_t last_rx;         /* ev_now of the last bytes received */
@@ -93,6 +92,8 @@ void conn_ws_upgrade(struct conn *c, const struct http_request *req, const char 
 void conn_flush_all(void);
 /* Applies the current configuration's limits to new work (after a reload). */
 void conn_close_all(int code, const char *reason);
+/* The peer's address as text (a static buffer, valid until the next call). */
+const char *conn_addr(const struct conn *c);
 /* Number of open connections. */
 size_t conn_count(void);
 struct conn *conn_first(void);

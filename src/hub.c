@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <ev.h>
@@ -91,9 +92,9 @@ struct hub_conn {
 	uint64_t id;
 	int slot;
 	char *user;                /* NULL when anonymous */
-	char addr[48];
+	char addr[INET_ADDRSTRLEN];
 	int64_t connected_at;
-	char **rooms;
+	struct hub_room **rooms;   /* hub rooms live as long as the hub */
 	size_t nrooms, cap;
 };
 
@@ -485,21 +486,18 @@ static void send_kick(int slot, uint64_t id, int code, const char *reason)
 	buf_free(&b);
 }
 
-static void conn_room(struct hub_conn *hc, const char *room, bool joined)
+static void conn_room(struct hub_conn *hc, struct hub_room *r, bool joined)
 {
-	struct hub_room *r = map_get(&hub.rooms, room, strlen(room));
 	if (joined) {
 		xgrow(&hc->rooms, &hc->cap, hc->nrooms + 1, sizeof(*hc->rooms));
-		hc->rooms[hc->nrooms++] = xstrdup(room);
-		if (r)
-			r->subscribers++;
+		hc->rooms[hc->nrooms++] = r;
+		r->subscribers++;
 		return;
 	}
 	for (size_t i = 0; i < hc->nrooms; i++) {
-		if (strcmp(hc->rooms[i], room) == 0) {
-			free(hc->rooms[i]);
+		if (hc->rooms[i] == r) {
 			hc->rooms[i] = hc->rooms[--hc->nrooms];
-			if (r && r->subscribers)
+			if (r->subscribers)
 				r->subscribers--;
 			return;
 		}
@@ -521,7 +519,7 @@ static void conn_drop(struct hub_conn *hc)
 
 static void on_conn_open(struct link *l, struct ipc_reader *r)
 {
-	char user[256], addr[48];
+	char user[256], addr[INET_ADDRSTRLEN];
 	uint64_t id = ipc_get_u64(r);
 	ipc_get_str(r, user, sizeof(user));
 	ipc_get_str(r, addr, sizeof(addr));
@@ -562,7 +560,7 @@ static json_t *conn_json(const struct hub_conn *hc)
 	ts_format(hc->connected_at, at);
 	json_t *rooms = json_array();
 	for (size_t i = 0; i < hc->nrooms; i++)
-		json_array_append_new(rooms, json_string(hc->rooms[i]));
+		json_array_append_new(rooms, json_string(hc->rooms[i]->name));
 	return json_pack("{s:I, s:o, s:i, s:s, s:o, s:s}", "id", (json_int_t)hc->id,
 			 "user", hc->user ? json_string(hc->user) : json_null(),
 			 "worker", hc->slot + 1, "remote_addr", hc->addr, "rooms", rooms,
@@ -934,8 +932,10 @@ static void link_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		struct hub_conn *hc = map_get_u64(&hub.conns, ipc_get_u64(r));
 		ipc_get_str(r, room, sizeof(room));
 		bool joined = ipc_get_u8(r) != 0;
-		if (ipc_reader_done(r) && hc)
-			conn_room(hc, room, joined);
+		struct hub_room *hr = !ipc_reader_done(r) || !hc ? NULL
+				      : joined ? room_get(room) : map_get(&hub.rooms, room, strlen(room));
+		if (hr)
+			conn_room(hc, hr, joined);
 		return;
 	}
 	case IPC_WORKER_STATS: {

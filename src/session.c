@@ -114,7 +114,7 @@ static void report_open(struct session *s)
 	size_t m = ipc_begin(&b, IPC_CONN_OPEN);
 	ipc_put_u64(&b, c->id);
 	ipc_put_cstr(&b, s->claims.sub);
-	ipc_put_cstr(&b, c->addr);
+	ipc_put_cstr(&b, conn_addr(c));
 	ipc_put_u64(&b, (uint64_t)c->connected_at);
 	ipc_end(&b, m);
 	worker_hub_send(&b);

@@ -54,7 +54,7 @@ void xgrow(void *arrp, size_t *cap, size_t need, size_t sz)
 	void **arr = arrp;
 	if (need <= *cap)
 		return;
-	size_t c = *cap ? *cap : 8;
+	size_t c = *cap ? *cap : 2;   /* most arrays stay tiny: one per connection */
 	while (c < need)
 		c *= 2;
 	*arr = xrealloc(*arr, c * sz);

@@ -307,6 +307,22 @@ static void test_rooms(void)
 	l.stop_after = 1;
 	CHECK_EQ_INT(store_rooms_each(s, room_fn, &l), 0);
 	CHECK_EQ_INT(l.n, 1);
+
+	/* Pruning's walk: by id, from after a cursor, at most limit rooms. */
+	struct store_room r3;
+	CHECK_EQ_INT(store_room_get(s, "chat:3", true, &r3), 1);
+	memset(&l, 0, sizeof(l));
+	CHECK_EQ_INT(store_rooms_after(s, 0, 2, room_fn, &l), 2);
+	CHECK_EQ_STR(l.names[0], "race:1");      /* created first */
+	CHECK_EQ_STR(l.names[1], "global");
+	memset(&l, 0, sizeof(l));
+	CHECK_EQ_INT(store_rooms_after(s, c.id, 10, room_fn, &l), 1);
+	CHECK_EQ_STR(l.names[0], "chat:3");
+	memset(&l, 0, sizeof(l));
+	CHECK_EQ_INT(store_rooms_after(s, r3.id, 10, room_fn, &l), 0);
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 1;
+	CHECK_EQ_INT(store_rooms_after(s, 0, 10, room_fn, &l), 1);
 	store_close(s);
 	db_cleanup();
 }
