@@ -258,12 +258,8 @@ static void publish(struct route_req *r, bool broadcast)
 		json_decref(q);
 		return;
 	}
-	const char *data;
 	size_t data_len;
-	if (!proto_member_raw(r->body, r->len, "data", &data, &data_len)) {
-		data = "null";
-		data_len = 4;
-	}
+	const char *data = proto_data(r->body, r->len, &data_len);
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_PUBLISH);
 	ipc_put_u64(&b, worker_expect_reply(r->c, r->c->http_cur, hub_reply));

@@ -326,6 +326,7 @@ static void process_http(struct conn *c)
 	struct http_limits lim = { cfg->max_header_size, (size_t)cfg->max_headers,
 				   cfg->max_body_size };
 	size_t off = 0;
+	bool blocked = false;      /* a complete request waits for its turn */
 	while (c->state == CONN_HTTP && !c->http_closing && http_in_flight(c) < HTTP_PIPELINE &&
 	       off < c->in.len) {
 		struct http_request req;
@@ -341,8 +342,10 @@ static void process_http(struct conn *c)
 		size_t total = (size_t)hl + req.content_length;
 		if (c->in.len - off < total)
 			break;
-		if (req.upgrade_websocket && http_in_flight(c))
-			break;    /* an upgrade waits for the responses before it */
+		if (req.upgrade_websocket && http_in_flight(c)) {
+			blocked = true;   /* an upgrade waits for the responses before it */
+			break;
+		}
 		c->http_cur = c->http_next++;
 		c->http_closing = !req.keep_alive || worker.stopping;
 		c->dispatching = true;
@@ -351,8 +354,9 @@ static void process_http(struct conn *c)
 		off += total;
 	}
 	buf_consume(&c->in, off);
-	/* While the pipeline is full, further input waits in the kernel. */
-	if (c->state == CONN_HTTP && (c->http_closing || http_in_flight(c) >= HTTP_PIPELINE))
+	/* While requests wait, further input waits in the kernel. */
+	if (c->state == CONN_HTTP &&
+	    (blocked || c->http_closing || http_in_flight(c) >= HTTP_PIPELINE))
 		ev_io_stop(worker.loop, &c->rio);
 	if (c->state == CONN_WS && c->in.len)
 		process_input(c);

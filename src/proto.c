@@ -142,6 +142,15 @@ bool proto_member_raw(const char *p, size_t n, const char *key, const char **val
 	return false;
 }
 
+const char *proto_data(const char *p, size_t n, size_t *len)
+{
+	const char *v;
+	if (proto_member_raw(p, n, "data", &v, len))
+		return v;
+	*len = 4;
+	return "null";
+}
+
 void proto_put_id(struct buf *b, const char *id_json)
 {
 	if (id_json)

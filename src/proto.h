@@ -24,6 +24,8 @@ int proto_parse_object(const char *p, size_t n, int max_depth, size_t flags, jso
  * valid JSON (parsed by proto_parse_object first): publishers' data is kept
  * byte for byte. False when there is no such member. */
 bool proto_member_raw(const char *p, size_t n, const char *key, const char **val, size_t *vlen);
+/* A publish's data as written: the member data of p[0..n), or null. */
+const char *proto_data(const char *p, size_t n, size_t *len);
 /* Nesting depth of a JSON text (scanning brackets outside strings);
  * -1 when malformed strings make it unknowable. */
 int proto_json_depth(const char *p, size_t n);

@@ -476,12 +476,8 @@ static void on_publish(struct session *s, json_t *msg, const char *raw, size_t n
 		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
 		return;
 	}
-	const char *data;
 	size_t data_len;
-	if (!proto_member_raw(raw, n, "data", &data, &data_len)) {
-		data = "null";
-		data_len = 4;
-	}
+	const char *data = proto_data(raw, n, &data_len);
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_PUBLISH);
 	ipc_put_u64(&b, worker_expect_reply(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL),

@@ -51,6 +51,12 @@ static void test_member_raw(void)
 	check_member("{\"dat\":1,\"datas\":2}", "data", NULL);
 	check_member("{}", "data", NULL);
 	check_member("[1]", "data", NULL);
+	/* A publish without data publishes null. */
+	size_t n;
+	const char *d = proto_data("{\"event\":\"e\"}", 13, &n);
+	CHECK(n == 4 && memcmp(d, "null", 4) == 0);
+	d = proto_data("{\"data\": [1] }", 14, &n);
+	CHECK(n == 3 && memcmp(d, "[1]", 3) == 0);
 }
 
 static void test_event(void)
