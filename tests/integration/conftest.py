@@ -607,27 +607,29 @@ class Client:
     def wait_seq(self, room, seq, timeout=None):
         """Reads until an event of room with seq >= seq arrived; returns the
         room's seqs."""
-        deadline = time.time() + (timeout if timeout is not None else self.timeout)
-        while True:
+        def done():
             s = self.seqs(room)
-            if s and s[-1] >= seq:
-                return s
-            left = deadline - time.time()
-            if self.closed or left <= 0:
-                raise AssertionError(f"waiting for {room} seq {seq}: got {s[-20:]}"
-                                     f" ({'closed %s' % self.close_code if self.closed else 'timeout'})")
-            self.pump(min(left, 0.5))
+            return s if s and s[-1] >= seq else None
+        return self._pump_until(done, timeout, lambda: f"{room} seq {seq}: got {self.seqs(room)[-20:]}")
 
     def wait_events(self, room, n, timeout=None):
         """Reads until n events of room arrived; returns them."""
+        def done():
+            ev = self.events(room)
+            return ev if len(ev) >= n else None
+        return self._pump_until(done, timeout, lambda: f"{n} events in {room}: got {len(self.events(room))}")
+
+    def _pump_until(self, done, timeout, what):
+        """Reads until done() returns something, which it returns; fails with
+        what() once the connection closed or the timeout passed."""
         deadline = time.time() + (timeout if timeout is not None else self.timeout)
         while True:
-            ev = self.events(room)
-            if len(ev) >= n:
-                return ev
+            got = done()
+            if got is not None:
+                return got
             left = deadline - time.time()
             if self.closed or left <= 0:
-                raise AssertionError(f"waiting for {n} events in {room}: got {len(ev)}"
+                raise AssertionError(f"waiting for {what()}"
                                      f" ({'closed %s' % self.close_code if self.closed else 'timeout'})")
             self.pump(min(left, 0.5))
 

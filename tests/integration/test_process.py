@@ -2,14 +2,13 @@
 kill -9, graceful stop, reload, and configuration checking."""
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import requests
 
-from conftest import HERALDD, children_of, proc_title
-from wsraw import OP_TEXT, Closed, RawWS
+from conftest import HERALDD, proc_title
+from wsraw import OP_TEXT, RawWS
 
 
 def wait_until(pred, timeout=10, step=0.05):
@@ -88,12 +87,10 @@ def test_sigterm_closes_clients_with_1001_and_exits(herald):
     for ws in clients:
         ws.recv_json()
     pids = [herald.proc.pid] + herald.child_pids()
-    start = time.time()
     herald.proc.send_signal(signal.SIGTERM)
     for ws in clients:
         assert ws.expect_close(timeout=10) == 1001
-    herald.proc.wait(timeout=12)
-    assert time.time() - start < 10
+    herald.proc.wait(timeout=10)       # shutdown_timeout: gone within 10 s
     assert herald.proc.returncode == 0
     assert not [p for p in pids if os.path.exists(f"/proc/{p}") and
                 proc_title(p).startswith("heraldd")]

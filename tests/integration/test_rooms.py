@@ -581,9 +581,7 @@ def test_anonymous_disallowed_closes_with_4001(herald_factory):
     assert c.welcome["user"] is None and c.welcome["rooms"] == []
     r = c.call("subscribe", room="race:1")
     assert r["type"] == "error" and r["code"] == "auth_required", r
-    start = time.time()
     assert c.expect_close(timeout=5) == 4001
-    assert time.time() - start < 4
     assert c.events() == []
 
 

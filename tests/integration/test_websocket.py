@@ -12,7 +12,7 @@ import requests
 import websockets
 
 from conftest import API_KEY
-from wsraw import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, RawWS,
+from wsraw import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS,
                    handshake_request, read_http_response)
 
 
