@@ -85,6 +85,7 @@ static void finish_request(uint64_t id, int status, const char *json, size_t len
 /* ---- the hub link --------------------------------------------------------------- */
 
 static void hub_connect(void);
+static void send_stats(void);
 
 static void hub_send_hello(void)
 {
@@ -114,6 +115,7 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		}
 		worker.hub_up = true;
 		log_info("event=hub_connected");
+		send_stats();
 		room_rejoin_all();
 		session_hub_back();
 		return;
@@ -271,7 +273,9 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		ipc_chan_flush(&worker.hub);
 }
 
-static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* Reports this worker's figures to the hub: periodically, and at once when
+ * the link comes up, so that the hub lists every connected worker. */
+static void send_stats(void)
 {
 	if (!worker.hub_up)
 		return;
@@ -291,6 +295,11 @@ static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ipc_end(&b, m);
 	worker_hub_send(&b);
 	buf_free(&b);
+}
+
+static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	send_stats();
 }
 
 static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)

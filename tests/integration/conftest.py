@@ -7,6 +7,7 @@ import hmac
 import itertools
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -27,10 +28,29 @@ API_KEY = "test-api-key"
 JWT_SECRET = "test-jwt-secret"
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port outside the kernel's ephemeral range: a port the
+    kernel hands out to outgoing connections (the tests make thousands) could
+    be taken again between this check and heraldd's bind."""
+    lo, hi = _ephemeral_range()
+    candidates = list(range(10000, lo)) or list(range(hi + 1, 65536))
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port")
 
 
 def b64url(data):
@@ -118,18 +138,21 @@ log_file = {self.log}
         return self
 
     def wait_ready(self, timeout=15):
+        """Until the daemon is ready and every worker has reached the hub."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"heraldd exited with {self.proc.returncode}: {self.read_log()}")
+                raise RuntimeError(f"heraldd exited with {self.proc.returncode}: "
+                                   f"{self.read_log()}{self.read_stderr()}")
             try:
                 r = requests.get(self.admin_url("/health/ready"), timeout=1)
-                if r.status_code == 200 and len(self.workers_pids()) == self.workers:
+                if (r.status_code == 200 and len(self.workers_pids()) == self.workers and
+                        len(self.api("GET", "/api/stats").json()["workers"]) == self.workers):
                     return
-            except requests.RequestException:
+            except (requests.RequestException, ValueError, KeyError):
                 pass
             time.sleep(0.05)
-        raise RuntimeError("heraldd not ready in time: " + self.read_log())
+        raise RuntimeError("heraldd not ready in time: " + self.read_log() + self.read_stderr())
 
     def stop(self, timeout=15):
         """SIGTERM to the master; SIGKILL to anything of ours still alive after."""
@@ -195,12 +218,15 @@ log_file = {self.log}
                 return p
         return None
 
-    def read_log(self):
+    def read_log(self, path=None):
         try:
-            with open(self.log) as f:
+            with open(path or self.log, errors="replace") as f:
                 return f.read()[-4000:]
         except OSError:
             return ""
+
+    def read_stderr(self):
+        return self.read_log(os.path.join(self.dir, "stderr.log"))
 
     # -- clients -------------------------------------------------------------
     def ws_url(self, path="/ws", **query):
