@@ -20,7 +20,9 @@ static void usage(FILE *fp)
 		    "  -v       print the version and exit\n", SYSCONFDIR);
 }
 
-/* Detaches from the terminal: fork, new session, standard streams to /dev/null. */
+/* Detaches from the terminal: fork, new session, stdin and stdout to
+ * /dev/null. stderr stays: without log_file the log goes there (the journal
+ * under systemd). */
 static void daemonize(void)
 {
 	pid_t pid = fork();
@@ -71,7 +73,6 @@ int main(int argc, char **argv)
 	}
 	proctitle_init(argc, argv);
 	log_init("master", (enum log_level)cfg.log_level, cfg.log_file);
-	/* The log file then carries everything; stderr stays for a terminal. */
 	if (!foreground)
 		daemonize();
 	int status = master_run(&cfg);
