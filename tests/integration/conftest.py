@@ -37,20 +37,28 @@ def _ephemeral_range():
         return 32768, 60999
 
 
-def free_port():
-    """A free loopback port outside the kernel's ephemeral range: a port the
-    kernel hands out to outgoing connections (the tests make thousands) could
-    be taken again between this check and heraldd's bind."""
+def free_ports(n):
+    """n distinct free loopback ports outside the kernel's ephemeral range: a
+    port the kernel hands out to outgoing connections (the tests make
+    thousands) could be taken again between this check and heraldd's bind."""
     lo, hi = _ephemeral_range()
     candidates = list(range(10000, lo)) or list(range(hi + 1, 65536))
-    for port in random.sample(candidates, min(200, len(candidates))):
-        with socket.socket() as s:
+    held = []
+    try:
+        for port in random.sample(candidates, min(500, len(candidates))):
+            s = socket.socket()
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                s.close()
                 continue
-            return port
-    raise RuntimeError("no free loopback port")
+            held.append(s)
+            if len(held) == n:
+                return [h.getsockname()[1] for h in held]
+    finally:
+        for h in held:
+            h.close()
+    raise RuntimeError("no free loopback ports")
 
 
 def b64url(data):
@@ -99,8 +107,7 @@ class Herald:
 
     def __init__(self, tmpdir, workers=2, extra="", namespaces=None, env=None):
         self.dir = str(tmpdir)
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.port, self.admin_port = free_ports(2)
         self.db = os.path.join(self.dir, "herald.db")
         self.conf = os.path.join(self.dir, "herald.conf")
         self.log = os.path.join(self.dir, "herald.log")
