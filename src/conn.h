@@ -90,7 +90,8 @@ void conn_ws_upgrade(struct conn *c, const struct http_request *req, const char 
 
 /* Writes every conn queued since the last call; frees closed conns. */
 void conn_flush_all(void);
-/* Applies the current configuration's limits to new work (after a reload). */
+/* Shutdown: WebSockets start their close handshake with code and reason;
+ * idle HTTP connections close now, busy ones after their last response. */
 void conn_close_all(int code, const char *reason);
 /* The peer's address as text (a static buffer, valid until the next call). */
 const char *conn_addr(const struct conn *c);
