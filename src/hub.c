@@ -26,9 +26,12 @@
 
 #define MAX_LINKS 64
 #define STATUS_INTERVAL 0.25
-#define PRUNE_INTERVAL 1.0
-#define PRUNE_STEP 500          /* rows deleted per room per pruning step */
-#define PRUNE_ROOMS 256         /* rooms visited per pruning tick */
+#define PRUNE_INTERVAL 1.0      /* seconds between pruning ticks... */
+#define PRUNE_BEHIND 0.01       /* ...and while there is a backlog */
+#define PRUNE_STEP 500          /* rows deleted per room per visit */
+#define PRUNE_BUDGET 5000       /* messages (and keys) deleted per tick */
+#define PRUNE_ROOMS 256         /* rooms the walk visits per tick */
+#define PRUNE_HOT 16            /* rooms with a backlog, visited every tick */
 
 /* A worker's connection to the hub. */
 struct link {
@@ -52,6 +55,7 @@ struct hub_room {
 	int64_t window_end;        /* mono ms */
 	struct pub *held;
 	ev_timer throttle_timer;
+	bool prune_hot;            /* on hub.prune_hot */
 };
 
 enum pub_state {
@@ -81,6 +85,7 @@ struct pub {
 	char *idem;                /* NULL when none */
 	bool from_client;
 	bool queued;               /* on the batch list */
+	bool placing;              /* has rooms to place in the current batch */
 	size_t nrooms;
 	struct pub_room *rooms;
 	size_t held;               /* rooms in PUB_HELD */
@@ -116,7 +121,9 @@ static struct {
 	ev_io accept_io;
 	ev_prepare commit_watcher;
 	ev_timer status_timer, prune_timer;
-	int64_t prune_cursor;       /* id of the last room pruning visited */
+	int64_t prune_cursor;       /* id of the last room the pruning walk visited */
+	struct hub_room *prune_hot[PRUNE_HOT];  /* loaded rooms with a backlog */
+	size_t nprune_hot;
 	ev_signal sig_term, sig_usr1;
 	struct ipc_chan master;
 } hub;
@@ -266,15 +273,21 @@ static void batch_add(struct pub *p)
 }
 
 /* Decides, for one room of a publish, whether it is answered as a duplicate,
- * held by the room's throttle window, or sequenced in this transaction. */
-static void pub_place(struct pub *p, struct pub_room *pr, int64_t now, int64_t mono)
+ * held by the room's throttle window, or sequenced in this transaction.
+ * Returns -1 when the database could not tell. */
+static int pub_place(struct pub *p, struct pub_room *pr, int64_t now, int64_t mono)
 {
 	struct hub_room *r = pr->room;
-	if (p->idem && store_idem_find(hub.store, r->id, p->idem, now, &pr->seq) == 1) {
-		pr->duplicate = true;
-		pr->state = PUB_DONE;
-		hub.duplicates++;
-		return;
+	if (p->idem) {
+		int found = store_idem_find(hub.store, r->id, p->idem, now, &pr->seq);
+		if (found < 0)
+			return -1;
+		if (found) {
+			pr->duplicate = true;
+			pr->state = PUB_DONE;
+			hub.duplicates++;
+			return 0;
+		}
 	}
 	const struct ns_config *ns = config_namespace(hub.cfg, r->name);
 	int throttle = ns ? ns->throttle_ms : 0;
@@ -299,13 +312,14 @@ static void pub_place(struct pub *p, struct pub_room *pr, int64_t now, int64_t m
 			ev_timer_set(&r->throttle_timer, (double)(r->window_end - mono) / 1000.0, 0);
 			ev_timer_start(hub.loop, &r->throttle_timer);
 		}
-		return;
+		return 0;
 	}
 	if (throttle > 0)
 		r->window_end = mono + throttle;
 	pr->old_seq = r->last_seq;
 	pr->seq = ++r->last_seq;
 	pr->state = PUB_STORED;
+	return 0;
 }
 
 static bool pub_settled(const struct pub *p)
@@ -317,7 +331,10 @@ static bool pub_settled(const struct pub *p)
 }
 
 /* Group commit: everything that arrived in this loop turn, one transaction;
- * nothing is delivered or acknowledged before the commit succeeded. */
+ * nothing is delivered or acknowledged before the commit succeeded. When it
+ * fails, every publish that had rooms to place in it is answered 503 (a
+ * duplicate found in this batch may point at a rolled-back original) and
+ * each room's seq goes back to what it was before the batch. */
 static void commit_batch(void)
 {
 	struct pub *list = hub.batch;
@@ -328,17 +345,21 @@ static void commit_batch(void)
 	int64_t now = now_ms(), mono = mono_ms();
 	char ts[UTIL_TS_LEN + 1];
 	ts_format(now, ts);
+	for (struct pub *p = list; p; p = p->next) {
+		p->placing = false;
+		for (size_t i = 0; i < p->nrooms; i++)
+			p->placing |= p->rooms[i].state <= PUB_RELEASED;
+	}
 	bool ok = store_begin(hub.store) == 0;
 	for (struct pub *p = list; ok && p; p = p->next) {
 		for (size_t i = 0; ok && i < p->nrooms; i++) {
 			struct pub_room *pr = &p->rooms[i];
-			if (pr->state == PUB_NEW || pr->state == PUB_RELEASED)
-				pub_place(p, pr, now, mono);
-			if (pr->state != PUB_STORED)
-				continue;
-			ok = store_message_add(hub.store, pr->room->id, pr->seq, p->event, p->data,
-					       p->data_len, ts, p->idem, now) == 0 &&
-			     store_room_set_seq(hub.store, pr->room->id, pr->seq) == 0;
+			if (pr->state <= PUB_RELEASED && pub_place(p, pr, now, mono) < 0)
+				ok = false;
+			else if (pr->state == PUB_STORED)
+				ok = store_message_add(hub.store, pr->room->id, pr->seq, p->event,
+						       p->data, p->data_len, ts, p->idem, now) == 0 &&
+				     store_room_set_seq(hub.store, pr->room->id, pr->seq) == 0;
 		}
 	}
 	if (ok)
@@ -353,29 +374,29 @@ static void commit_batch(void)
 	for (p = list; p; p = next) {
 		next = p->next;
 		p->queued = false;
-		bool failed = false;
-		for (size_t i = p->nrooms; i-- > 0;) {
-			struct pub_room *pr = &p->rooms[i];
-			if (pr->state != PUB_STORED && !(pr->state <= PUB_RELEASED && !ok))
-				continue;
-			if (ok) {
-				route(pr->room, pr->seq, p->event, p->data, p->data_len, ts);
-				hub.published++;
-			} else {
-				/* Undo the sequence numbers handed out, newest first. */
-				if (pr->state == PUB_STORED && pr->room->last_seq == pr->seq)
-					pr->room->last_seq = pr->old_seq;
-				failed = true;
+		if (!ok && p->placing) {
+			for (size_t i = 0; i < p->nrooms; i++) {
+				struct pub_room *pr = &p->rooms[i];
+				/* The first seq a room handed out in this batch is the
+				 * smallest old_seq: what the database still holds. */
+				if (pr->state == PUB_STORED)
+					pr->room->last_seq = MIN(pr->room->last_seq, pr->old_seq);
+				if (pr->room->held == p)
+					pr->room->held = NULL;
 			}
-			pr->state = PUB_DONE;
-		}
-		if (failed) {
-			for (size_t i = 0; i < p->nrooms; i++)
-				if (p->rooms[i].room->held == p)
-					p->rooms[i].room->held = NULL;
 			reply_error(p->from, p->req, 503, "unavailable", "database write failed");
 			pub_free(p);
-		} else if (pub_settled(p)) {
+			continue;
+		}
+		for (size_t i = 0; i < p->nrooms; i++) {
+			struct pub_room *pr = &p->rooms[i];
+			if (pr->state != PUB_STORED)
+				continue;
+			route(pr->room, pr->seq, p->event, p->data, p->data_len, ts);
+			hub.published++;
+			pr->state = PUB_DONE;
+		}
+		if (pub_settled(p)) {
 			pub_answer(p);
 			pub_free(p);
 		}
@@ -677,18 +698,19 @@ static void notify(struct link *l, uint64_t req, json_t *q)
 	const char *title = json_string_value(json_object_get(q, "title"));
 	const char *message = json_string_value(json_object_get(q, "message"));
 	const char *url = json_string_value(json_object_get(q, "action_url"));
-	bool ok = store_begin(hub.store) == 0;
-	size_t done = 0;
-	for (; ok && done < n; done++) {
-		const char *user = json_string_value(json_array_get(users, done));
+	/* Rooms are created before the transaction: one created inside it would
+	 * stay in memory after a rollback under an id the database reuses. */
+	bool ok = true;
+	for (size_t i = 0; ok && i < n; i++) {
 		char room[ROOM_MAX + 1];
-		snprintf(room, sizeof(room), "user:%s", user);
-		struct hub_room *r = acl_room_valid(room, strlen(room)) ? room_get(room) : NULL;
-		if (!r) {
-			ok = false;
-			break;
-		}
-		out[done].room = r;
+		snprintf(room, sizeof(room), "user:%s", json_string_value(json_array_get(users, i)));
+		out[i].room = acl_room_valid(room, strlen(room)) ? room_get(room) : NULL;
+		ok = out[i].room != NULL;
+	}
+	ok = ok && store_begin(hub.store) == 0;
+	for (size_t done = 0; ok && done < n; done++) {
+		const char *user = json_string_value(json_array_get(users, done));
+		struct hub_room *r = out[done].room;
 		out[done].old_seq = r->last_seq;
 		out[done].seq = ++r->last_seq;
 		struct store_notification sn = { user, type, title, message, extra, url, ts,
@@ -711,17 +733,18 @@ static void notify(struct link *l, uint64_t req, json_t *q)
 	if (ok)
 		ok = store_commit(hub.store) == 0;
 	json_t *list = json_array();
-	for (size_t i = n; i-- > 0;) {
-		if (!out[i].room)
+	for (size_t i = 0; i < n; i++) {
+		if (!out[i].seq)
 			continue;
 		if (ok) {
 			route(out[i].room, out[i].seq, "notification", out[i].data, strlen(out[i].data), ts);
 			hub.published++;
-			json_array_insert_new(list, 0, json_pack("{s:s, s:I, s:I}", "user",
+			json_array_append_new(list, json_pack("{s:s, s:I, s:I}", "user",
 				json_string_value(json_array_get(users, i)), "id", (json_int_t)out[i].id,
 				"seq", (json_int_t)out[i].seq));
-		} else if (out[i].room->last_seq == out[i].seq) {
-			out[i].room->last_seq = out[i].old_seq;
+		} else {
+			/* As in commit_batch: back to the seq before the first one taken. */
+			out[i].room->last_seq = MIN(out[i].room->last_seq, out[i].old_seq);
 		}
 		free(out[i].data);
 	}
@@ -995,46 +1018,79 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Deletes, in small steps between commits, what falls outside a room's
  * retention: more than history_size messages, or older than history_ttl.
- * Every stored room is visited in turn, by id, whether loaded or not. */
+ * A walk visits every stored room in turn, by id, whether loaded or not; a
+ * loaded room that had more to delete than one visit takes (it receives
+ * more than PRUNE_STEP messages a tick) is visited again every tick until
+ * it has caught up, without holding the walk up. Each tick is bounded, so
+ * publishes never wait long behind it; ticks come quickly while behind. */
 struct prune_pass {
-	int64_t budget;           /* rows this tick may still delete */
-	int64_t cursor;           /* rooms up to this id are done for this round */
-	bool stopped;             /* out of budget before the end of the batch */
+	int budget;               /* rows this tick may still delete */
+	int64_t cursor;           /* id of the last room the walk visited */
+	bool behind;              /* some room had more to delete */
+	bool failed;
 };
 
-static int prune_room(int64_t id, const char *name, int64_t last_seq, void *arg)
+/* One visit: returns whether the room has more to delete. */
+static bool prune_visit(struct prune_pass *pp, int64_t id, const char *name, int64_t last_seq)
+{
+	const struct ns_config *ns = config_namespace(hub.cfg, name);
+	int limit = MIN(PRUNE_STEP, pp->budget);
+	if (!ns || limit <= 0)
+		return false;
+	char cutoff[UTIL_TS_LEN + 1];
+	if (ns->history_ttl > 0)
+		ts_format(now_ms() - (int64_t)ns->history_ttl * 1000, cutoff);
+	int n = store_prune_room(hub.store, id, last_seq - ns->history_size,
+				 ns->history_ttl > 0 ? cutoff : NULL, limit);
+	if (n < 0) {
+		pp->failed = true;
+		return false;
+	}
+	pp->budget -= n;
+	pp->behind |= n >= limit;
+	return n >= limit;
+}
+
+static int prune_walk_room(int64_t id, const char *name, int64_t last_seq, void *arg)
 {
 	struct prune_pass *pp = arg;
-	const struct ns_config *ns = config_namespace(hub.cfg, name);
-	int n = 0;
-	if (ns) {
-		char cutoff[UTIL_TS_LEN + 1];
-		if (ns->history_ttl > 0)
-			ts_format(now_ms() - (int64_t)ns->history_ttl * 1000, cutoff);
-		n = store_prune_room(hub.store, id, last_seq - ns->history_size,
-				     ns->history_ttl > 0 ? cutoff : NULL, PRUNE_STEP);
+	pp->cursor = id;
+	if (prune_visit(pp, id, name, last_seq) && hub.nprune_hot < PRUNE_HOT) {
+		struct hub_room *r = map_get(&hub.rooms, name, strlen(name));
+		if (r && !r->prune_hot) {
+			r->prune_hot = true;
+			hub.prune_hot[hub.nprune_hot++] = r;
+		}
 	}
-	if (n > 0)
-		pp->budget -= n;
-	/* A room with more to delete is visited again next tick. */
-	pp->cursor = n >= PRUNE_STEP ? id - 1 : id;
-	pp->stopped = pp->budget <= 0 || n >= PRUNE_STEP;
-	return pp->stopped;
+	return pp->budget <= 0 || pp->failed;
 }
 
 static void prune_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	/* Bounded work per tick, so publishes never wait long behind pruning. */
-	struct prune_pass pp = { .budget = 20 * PRUNE_STEP, .cursor = hub.prune_cursor };
+	struct prune_pass pp = { .budget = PRUNE_BUDGET, .cursor = hub.prune_cursor };
 	if (store_begin(hub.store) < 0)
 		return;
-	int n = store_rooms_after(hub.store, hub.prune_cursor, PRUNE_ROOMS, prune_room, &pp);
-	if (store_commit(hub.store) < 0) {
+	for (size_t i = 0; i < hub.nprune_hot;) {
+		struct hub_room *r = hub.prune_hot[i];
+		if (prune_visit(&pp, r->id, r->name, r->last_seq)) {
+			i++;
+		} else {
+			r->prune_hot = false;
+			hub.prune_hot[i] = hub.prune_hot[--hub.nprune_hot];
+		}
+	}
+	int rooms = pp.failed ? -1 : store_rooms_after(hub.store, hub.prune_cursor, PRUNE_ROOMS,
+							prune_walk_room, &pp);
+	int keys = rooms < 0 || pp.failed ? -1 : store_prune_idem(hub.store, now_ms(), PRUNE_BUDGET);
+	if (keys < 0 || store_commit(hub.store) < 0) {
+		log_error("event=prune_failed error=\"%s\"", store_errmsg(hub.store));
 		store_rollback(hub.store);
 		return;
 	}
 	/* Past the last room: the next round starts from the first. */
-	hub.prune_cursor = n >= 0 && n < PRUNE_ROOMS && !pp.stopped ? 0 : pp.cursor;
+	hub.prune_cursor = rooms < PRUNE_ROOMS && pp.budget > 0 ? 0 : pp.cursor;
+	w->repeat = pp.behind || keys >= PRUNE_BUDGET ? PRUNE_BEHIND : PRUNE_INTERVAL;
+	ev_timer_again(loop, w);
 }
 
 static void shutdown_hub(void)

@@ -87,7 +87,7 @@ static const struct {
 	[ST_FIRST_SEQ] = { STORE_ANY,
 		"SELECT seq FROM messages WHERE room_id = (SELECT id FROM rooms WHERE name = ?1)"
 		" ORDER BY seq LIMIT 1" },
-	/* See store_prune_room. */
+	/* See store_prune_room and store_prune_idem. */
 	[ST_PRUNE_SCAN] = { STORE_RW,
 		"SELECT seq, ts FROM messages WHERE room_id = ?1 ORDER BY seq LIMIT ?2" },
 	[ST_PRUNE_MSGS] = { STORE_RW,
@@ -652,17 +652,22 @@ int store_prune_room(struct store *s, int64_t room_id, int64_t max_seq,
 		if (stmt_run(s, st, "prune") < 0)
 			return -1;
 		n = sqlite3_changes(s->db);
-		if (n >= limit)
-			return n;
 	}
+	return n;
+}
 
-	/* What the step has left goes to idempotency keys past the window. */
-	st = s->st[ST_PRUNE_IDEM];
-	sqlite3_bind_int64(st, 1, now_ms() - STORE_IDEM_WINDOW_MS);
-	sqlite3_bind_int(st, 2, limit - n);
+int store_prune_idem(struct store *s, int64_t now, int limit)
+{
+	if (limit <= 0)
+		return 0;
+	sqlite3_stmt *st = store_stmt(s, ST_PRUNE_IDEM, "prune_idem");
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, now - STORE_IDEM_WINDOW_MS);
+	sqlite3_bind_int(st, 2, limit);
 	if (stmt_run(s, st, "prune_idem") < 0)
 		return -1;
-	return n + sqlite3_changes(s->db);
+	return sqlite3_changes(s->db);
 }
 
 /* ---- notifications -------------------------------------------------------- */

@@ -72,10 +72,13 @@ int store_history(struct store *s, const char *room, int64_t after, int limit,
 int64_t store_first_seq(struct store *s, const char *room);
 
 /* Deletes, in room, messages with seq <= max_seq or ts older than before_ts
- * (NULL: no age limit), at most limit rows, and idempotency keys older than
- * the window. Returns rows deleted or -1. Run in small steps between commits. */
+ * (NULL: no age limit), at most limit rows. Returns rows deleted or -1.
+ * Run in small steps between commits. */
 int store_prune_room(struct store *s, int64_t room_id, int64_t max_seq,
 		     const char *before_ts, int limit);
+/* Deletes at most limit idempotency keys, of any room, older than the window
+ * at now_ms. Returns rows deleted or -1. */
+int store_prune_idem(struct store *s, int64_t now_ms, int limit);
 /* Every room as (id, name, last_seq) for pruning and listing; stops when fn returns non-zero. */
 typedef int (*store_room_fn)(int64_t id, const char *name, int64_t last_seq, void *arg);
 int store_rooms_each(struct store *s, store_room_fn fn, void *arg);
