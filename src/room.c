@@ -66,6 +66,16 @@ static void replay_add(struct sub *s)
 	replay_schedule();
 }
 
+/* A live subscription missed messages (they were committed while the hub
+ * was away, or lost with it): it reads them from the database. Its client
+ * hears of it only if some are no longer there (session_subscribed). */
+static void catch_up(struct sub *s)
+{
+	s->recovered = true;
+	s->replayed = 0;
+	replay_add(s);
+}
+
 static void replay_remove(struct sub *s)
 {
 	for (struct sub **pp = &replaying; *pp; pp = &(*pp)->replay_next) {
@@ -161,38 +171,39 @@ static void replay_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void sub_start(struct sub *s, const struct sub_since *since)
 {
 	struct room *r = s->room;
-	s->recovered = true;
-	if (!since || !since->given) {
-		s->sent_seq = r->last_seq;
-		session_subscribed(s);
-		return;
-	}
-	int64_t from = since->seq;
-	if (strcmp(since->epoch, r->epoch) != 0) {
-		/* Another history: the client's seq means nothing here. */
-		s->recovered = false;
-		from = r->last_seq;
-	} else if (from > r->last_seq) {
-		/* Seen on another worker before the hub's delivery reached this
-		 * one: valid if committed, and the live stream skips up to it. */
-		struct store_room sr;
-		if (store_room_get(worker.reader, r->name, false, &sr) != 1 || from > sr.last_seq) {
+	int64_t from = r->last_seq;
+	s->recovered = !(since && since->gap);
+	if (since && since->given) {
+		from = since->seq;
+		if (strcmp(since->epoch, r->epoch) != 0) {
+			/* Another history: the client's seq means nothing here. */
 			s->recovered = false;
 			from = r->last_seq;
+		} else if (from > r->last_seq) {
+			/* Seen on another worker before the hub's delivery reached
+			 * this one: valid if committed, and the live stream skips
+			 * up to it. */
+			struct store_room sr;
+			if (store_room_get(worker.reader, r->name, false, &sr) != 1 ||
+			    from > sr.last_seq) {
+				s->recovered = false;
+				from = r->last_seq;
+			}
+		} else if (r->last_seq - from > worker.cfg->replay_limit) {
+			s->recovered = false;
+			from = r->last_seq - worker.cfg->replay_limit;
 		}
-		s->sent_seq = from;
-		session_subscribed(s);
-		return;
-	} else if (r->last_seq - from > worker.cfg->replay_limit) {
-		s->recovered = false;
-		from = r->last_seq - worker.cfg->replay_limit;
 	}
-	s->sent_seq = from;
-	if (from == r->last_seq) {
+	s->start_seq = s->sent_seq = from;
+	if (from < r->last_seq)
+		replay_add(s);
+	else
 		session_subscribed(s);
-		return;
-	}
-	replay_add(s);
+}
+
+bool room_sub_delivered(const struct sub *s)
+{
+	return s->sent_seq > s->start_seq;
 }
 
 struct pending_since {
@@ -280,7 +291,7 @@ void room_on_state(const char *name, const char *epoch, int64_t last_seq)
 		/* Committed while the hub was away and never delivered: catch up. */
 		for (size_t i = 0; i < r->nsubs; i++)
 			if (!r->subs[i]->replaying)
-				replay_add(r->subs[i]);
+				catch_up(r->subs[i]);
 	}
 	for (size_t i = 0; i < nwaiting;) {
 		struct pending_since *p = &waiting[i];
@@ -312,8 +323,8 @@ void room_on_deliver(const char *name, int64_t seq, const char *payload, size_t 
 		if (s->replaying || seq <= s->sent_seq)
 			continue;
 		if (seq != s->sent_seq + 1) {
-			/* A gap (a delivery lost with a dying hub): read it from the database. */
-			replay_add(s);
+			/* A gap (a delivery lost with a dying hub). */
+			catch_up(s);
 			continue;
 		}
 		s->sent_seq = seq;

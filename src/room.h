@@ -16,10 +16,12 @@ struct sub {
 	struct room *room;
 	struct conn *conn;
 	size_t idx;              /* position in room->subs */
+	int64_t start_seq;       /* where it started: sent_seq before any delivery */
 	int64_t sent_seq;        /* last seq delivered on this connection */
 	bool replaying;          /* history being read: live events are skipped */
 	bool confirmed;          /* `subscribed` was sent */
 	bool recovered;          /* for the `subscribed` reply */
+	bool automatic;          /* an auto-join (set by the session) */
 	int64_t replayed;
 	char *req_id;            /* the subscribe's id (JSON text), or NULL */
 	struct sub *replay_next; /* on the list of subscriptions replaying */
@@ -34,9 +36,11 @@ struct room {
 	int64_t last_seq;        /* highest seq committed that we know of */
 };
 
-/* Where a new subscription starts: none = live only, else after seq in epoch. */
+/* Where a new subscription starts: none = live only, else after seq in epoch.
+ * gap: seqs the client asked for cannot be sent (recovered: false). */
 struct sub_since {
 	bool given;
+	bool gap;
 	int64_t seq;
 	char epoch[STORE_EPOCH_LEN + 1];
 };
@@ -48,6 +52,8 @@ struct sub *room_subscribe(struct conn *c, const char *name, const struct sub_si
 			   const char *req_id);
 /* Removes a subscription (the conn keeps its own list in sync). */
 void room_unsubscribe(struct sub *s);
+/* Whether s has delivered anything since it started. */
+bool room_sub_delivered(const struct sub *s);
 
 struct room *room_find(const char *name);
 size_t room_count(void);

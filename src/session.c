@@ -240,6 +240,8 @@ void session_subscribed(struct sub *sb)
 {
 	struct conn *c = sb->conn;
 	bool first = !sb->confirmed;
+	if (!first && sb->recovered)
+		return;      /* a catch-up that lost nothing goes unsaid */
 	sb->confirmed = true;
 	if (first)
 		report_room(c, sb->room->name, true);
@@ -269,8 +271,14 @@ static bool parse_since(json_t *v, struct sub_since *out)
 	return !epoch || json_is_string(epoch);
 }
 
+/* Subscribes to room, from since_json when given. Subscribing again to a
+ * room of the connection restarts the subscription, but never sends again
+ * what this connection has already received: a subscription that delivered
+ * something goes on after its last seq, and says recovered: false if the
+ * client asked for seqs from before where it started. automatic: an
+ * auto-join, which a later subscribe may take over while it is starting. */
 static void subscribe_one(struct session *s, const char *room, json_t *since_json,
-			  const char *id)
+			  const char *id, bool automatic)
 {
 	struct conn *c = s->conn;
 	const char *err = check_room(s, room, false);
@@ -285,17 +293,11 @@ static void subscribe_one(struct session *s, const char *room, json_t *since_jso
 		return;
 	}
 	struct sub *old = find_sub(s, room);
-	if (old && !old->confirmed && old->req_id) {
+	if (old && !old->confirmed && !old->automatic) {
 		send_error(c, id, "conflict", "subscription in progress");
 		return;
 	}
-	if (old) {
-		/* Subscribing again restarts from the given point; it also takes
-		 * over an auto-join still in progress (nobody waits for that one). */
-		if (old->confirmed)
-			report_room(c, room, false);
-		remove_sub(s, old);
-	} else if (s->nsubs >= (size_t)worker.cfg->max_rooms_per_connection) {
+	if (!old && s->nsubs >= (size_t)worker.cfg->max_rooms_per_connection) {
 		send_error(c, id, "too_many_rooms", "max_rooms_per_connection reached");
 		return;
 	}
@@ -303,8 +305,20 @@ static void subscribe_one(struct session *s, const char *room, json_t *since_jso
 		send_error(c, id, "unavailable", "hub unavailable, retry");
 		return;
 	}
+	if (old) {
+		if (since.given && room_sub_delivered(old) &&
+		    strcmp(since.epoch, old->room->epoch) == 0) {
+			since.gap = since.seq < old->start_seq;
+			since.seq = MAX(since.seq, old->sent_seq);
+		}
+		if (old->confirmed)
+			report_room(c, room, false);
+		remove_sub(s, old);
+	}
+	struct sub *sb = room_subscribe(c, room, since_json ? &since : NULL, id);
+	sb->automatic = automatic;
 	xgrow(&s->subs, &s->cap, s->nsubs + 1, sizeof(*s->subs));
-	s->subs[s->nsubs++] = room_subscribe(c, room, since_json ? &since : NULL, id);
+	s->subs[s->nsubs++] = sb;
 }
 
 /* subscribe / resume: room, rooms (array), or a rooms map with positions. */
@@ -316,9 +330,9 @@ static void on_subscribe(struct session *s, json_t *msg, const char *id, bool re
 		const char *name;
 		json_t *pos;
 		json_object_foreach(rooms, name, pos)
-			subscribe_one(s, name, pos, id);
+			subscribe_one(s, name, pos, id, false);
 	} else if (!resume && json_is_string(room)) {
-		subscribe_one(s, json_string_value(room), since, id);
+		subscribe_one(s, json_string_value(room), since, id, false);
 	} else if (!resume && json_is_array(rooms) && json_array_size(rooms) > 0) {
 		size_t i;
 		json_t *r;
@@ -329,7 +343,7 @@ static void on_subscribe(struct session *s, json_t *msg, const char *id, bool re
 			}
 			json_t *pos = json_is_object(since) ? json_object_get(since, json_string_value(r))
 							     : NULL;
-			subscribe_one(s, json_string_value(r), pos, id);
+			subscribe_one(s, json_string_value(r), pos, id, false);
 		}
 	} else {
 		send_error(s->conn, id, "bad_request",
@@ -371,14 +385,18 @@ static void on_unsubscribe(struct session *s, json_t *msg, const char *id)
 	}
 }
 
-/* Joins the auto-joined rooms, with the positions the client gave, if any. */
+/* Joins the auto-joined rooms, with the positions the client gave, if any
+ * (a room joined already, like `global` before an `auth`, moves to its
+ * position). */
 static void auto_join(struct session *s, json_t *positions)
 {
 	char autos[2][ROOM_MAX + 1];
 	size_t n = auto_rooms(s, autos);
-	for (size_t i = 0; i < n; i++)
-		if (!find_sub(s, autos[i]))
-			subscribe_one(s, autos[i], json_object_get(positions, autos[i]), NULL);
+	for (size_t i = 0; i < n; i++) {
+		json_t *pos = json_object_get(positions, autos[i]);
+		if (pos || !find_sub(s, autos[i]))
+			subscribe_one(s, autos[i], pos, NULL, true);
+	}
 }
 
 static void send_welcome(struct session *s)
@@ -529,11 +547,15 @@ static void on_read(struct session *s, json_t *msg, const char *id)
 		json_object_set_new(q, "all", json_true());
 	else
 		json_object_set(q, "ids", ids);
+	if (!worker.hub_up) {
+		json_decref(q);
+		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
+		return;
+	}
 	char *text = json_dumps(q, JSON_COMPACT);
 	json_decref(q);
-	if (worker_request(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL), text,
-			   strlen(text), read_reply) < 0)
-		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
+	worker_request(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL), text,
+		       strlen(text), read_reply);
 	free(text);
 }
 

@@ -21,7 +21,8 @@ void session_message(struct conn *c, int opcode, const char *p, size_t n);
 void session_close(struct conn *c);
 
 struct sub;
-/* A subscription reached live delivery (after its replay): reply `subscribed`. */
+/* A subscription reached live delivery (after its replay): reply `subscribed`;
+ * after a catch-up, again (without id) only when messages were lost. */
 void session_subscribed(struct sub *s);
 /* The hub is back: report every connection and its rooms again. */
 void session_hub_back(void);

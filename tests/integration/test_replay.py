@@ -6,14 +6,16 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 import requests
 
-from conftest import (DEFAULT_NAMESPACES, Client, HandshakeRefused, connect_on_all_workers,
-                      make_token, pump_all, wait_until)
+from conftest import (API_KEY, DEFAULT_NAMESPACES, HERALD_BENCH, Client, HandshakeRefused,
+                      connect_on_all_workers, make_token, pump_all, wait_until)
+from wsraw import http_pipeline
 
 
 def publish_n(h, room, n, start=0, event="e", **extra):
@@ -336,6 +338,42 @@ def test_auth_with_positions_when_anonymous_is_off(herald_factory):
     c.close()
 
 
+def test_subscribing_again_never_resends_what_the_connection_has(herald):
+    epoch = publish_n(herald, "race:again", 5)[0]["epoch"]
+    c = herald.client()
+    assert c.subscribe("race:again")["seq"] == 5
+    publish_n(herald, "race:again", 2, start=5)
+    assert c.wait_seq("race:again", 7) == [6, 7]
+    # 4 and 5 were never sent here, and cannot come after 7: recovered false
+    s = c.subscribe("race:again", since={"seq": 3, "epoch": epoch})
+    assert (s["seq"], s["recovered"], s["replayed"]) == (7, False, 0)
+    publish_n(herald, "race:again", 1, start=7)
+    assert c.wait_seq("race:again", 8) == [6, 7, 8]
+    # from a point this subscription covers: nothing is missing, nothing again
+    s = c.subscribe("race:again", since={"seq": 7, "epoch": epoch})
+    assert (s["seq"], s["recovered"], s["replayed"]) == (8, True, 0)
+    publish_n(herald, "race:again", 1, start=8)
+    assert c.wait_seq("race:again", 9) == [6, 7, 8, 9]
+    c.drain(0.2)
+    assert c.seqs("race:again") == [6, 7, 8, 9]
+    c.close()
+
+
+def test_auth_with_positions_moves_a_room_joined_before(herald):
+    eg = herald.api("POST", "/api/broadcast", {"event": "b", "data": 1}).json()["epoch"]
+    for i in (2, 3):
+        herald.api("POST", "/api/broadcast", {"event": "b", "data": i})
+    c = herald.client()                       # anonymous: global joined live at 3
+    assert c.expect("subscribed", room="global")["seq"] == 3
+    c.send({"type": "auth", "id": "a", "token": make_token("alice"),
+            "rooms": {"global": {"seq": 1, "epoch": eg}}})
+    assert c.expect(id="a")["type"] == "authenticated"
+    sg = c.expect("subscribed", room="global")
+    assert (sg["seq"], sg["recovered"], sg["replayed"]) == (3, True, 2)
+    assert [e["data"] for e in c.events("global")] == [2, 3]
+    c.close()
+
+
 # ---- history API ---------------------------------------------------------------------------
 
 def test_history_api(herald):
@@ -419,6 +457,63 @@ def test_idempotent_publish_to_many_rooms(herald):
     assert all(x.get("duplicate") is True for x in b)
     assert all(not x.get("duplicate") for x in a)
     assert len(db_rows(herald, "race:x1")) == 1 and len(db_rows(herald, "race:x2")) == 1
+
+
+def _publish_request(room, event, key=None):
+    body = {"room": room, "event": event, "data": {}}
+    if key:
+        body["idempotency_key"] = key
+    raw = json.dumps(body).encode()
+    return (b"POST /api/publish HTTP/1.1\r\nAuthorization: Bearer " + API_KEY.encode() +
+            b"\r\nContent-Length: %d\r\n\r\n" % len(raw) + raw)
+
+
+def test_failed_commit_fails_its_whole_batch_and_leaves_no_gap(herald):
+    """A trigger makes inserts of event `boom` fail. Three publishes pipelined
+    on one connection reach the hub in one loop turn, so one transaction: a
+    message, a duplicate of it (same idempotency key), and a `boom`. When that
+    transaction fails, none may be acknowledged, the duplicate included (its
+    original was rolled back), and the room's next seq follows the last one
+    committed."""
+    publish_n(herald, "race:fail", 3)
+    herald.sqlite("CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.event = 'boom' "
+                  "BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    together = None
+    for attempt in range(20):
+        key = f"k{attempt}"
+        res = http_pipeline(herald.admin_port, [_publish_request("race:fail", "ok", key),
+                                                _publish_request("race:fail", "ok", key),
+                                                _publish_request("race:fail", "boom")])
+        assert res[2][0] == 503, res
+        if res[0][0] == 503:                  # the first shared the boom's transaction
+            together = res
+            break
+    assert together, "the three publishes never shared a transaction"
+    assert [status for status, _ in together] == [503, 503, 503], together
+    stored = sorted(db_rows(herald, "race:fail"))
+    assert stored == list(range(1, len(stored) + 1))
+    r = herald.publish("race:fail", "after")
+    assert r.status_code == 200 and r.json()["seq"] == len(stored) + 1, r.text
+    assert sorted(db_rows(herald, "race:fail")) == list(range(1, len(stored) + 2))
+
+
+def test_a_busy_room_does_not_hold_up_pruning_of_the_others(herald):
+    """`small` keeps 5 messages. A room with a backlog of thousands to prune
+    is worked off over many ticks, and the other rooms are pruned meanwhile."""
+    publish_n(herald, "small:busy", 1)         # the busy room comes first in the walk
+    out = subprocess.run([HERALD_BENCH, "publish", "--api-url", f"127.0.0.1:{herald.admin_port}",
+                          "--api-key", API_KEY, "--room", "small:busy", "--messages", "20000",
+                          "--connections", "2", "--pipeline", "16", "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    publish_n(herald, "small:quiet", 12)
+
+    def count(room):
+        return herald.sqlite("SELECT count(*) AS n FROM messages m JOIN rooms r ON "
+                             f"r.id = m.room_id WHERE r.name = '{room}'")[0]["n"]
+    assert wait_until(lambda: count("small:quiet") == 5, 15), count("small:quiet")
+    assert wait_until(lambda: count("small:busy") == 5, 30), count("small:busy")
+    assert sorted(db_rows(herald, "small:quiet")) == [8, 9, 10, 11, 12]
 
 
 # ---- durability --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import requests
 import websockets
 
 from conftest import API_KEY
-from wsraw import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS,
+from wsraw import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Buffered, RawWS,
                    handshake_request, read_http_response)
 
 
@@ -239,11 +239,11 @@ def test_http_pipelining_and_keep_alive(herald):
         s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
         rest = b""
         for _ in range(3):
-            s2 = _Buffered(s, rest)
+            s2 = Buffered(s, rest)
             status, headers, body, rest = read_http_response(s2)
             assert status == 200 and json.loads(body)["status"] == "ok"
         s.sendall(b"GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n")
-        status, headers, body, _ = read_http_response(_Buffered(s, rest))
+        status, headers, body, _ = read_http_response(Buffered(s, rest))
         assert status == 200 and headers.get("connection") == "close"
 
 
@@ -265,7 +265,7 @@ def test_pipelined_responses_keep_request_order(herald):
         s.sendall(b"".join(req for _, req in plan))
         rest, seqs = b"", []
         for kind, _ in plan:
-            status, headers, body, rest = read_http_response(_Buffered(s, rest))
+            status, headers, body, rest = read_http_response(Buffered(s, rest))
             assert status == 200, body
             reply = json.loads(body)
             if kind == "publish":
@@ -276,22 +276,6 @@ def test_pipelined_responses_keep_request_order(herald):
                 assert "connections" in reply
             assert headers.get("connection") != "close"
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-
-
-class _Buffered:
-    """A socket whose first recv returns bytes already read."""
-
-    def __init__(self, sock, pending):
-        self.sock, self.pending = sock, pending
-
-    def settimeout(self, t):
-        self.sock.settimeout(t)
-
-    def recv(self, n):
-        if self.pending:
-            out, self.pending = self.pending, b""
-            return out
-        return self.sock.recv(n)
 
 
 def test_health_on_both_listeners(herald):

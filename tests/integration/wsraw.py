@@ -60,6 +60,35 @@ def read_http_response(sock, timeout=5):
     return status, headers, rest[:n], rest[n:]
 
 
+class Buffered:
+    """A socket whose first recv returns bytes already read."""
+
+    def __init__(self, sock, pending):
+        self.sock, self.pending = sock, pending
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def recv(self, n):
+        if self.pending:
+            out, self.pending = self.pending, b""
+            return out
+        return self.sock.recv(n)
+
+
+def http_pipeline(port, reqs, timeout=10):
+    """Sends raw HTTP requests in one write on one connection; returns their
+    responses in order, as (status, body)."""
+    out = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"".join(reqs))
+        rest = b""
+        for _ in reqs:
+            status, _, body, rest = read_http_response(Buffered(s, rest), timeout)
+            out.append((status, body))
+    return out
+
+
 class RawWS:
     def __init__(self, port, path="/ws", timeout=5, headers=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
