@@ -578,16 +578,18 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	worker.stats.accepted++;
 }
 
-void conn_accept_all(int lfd, enum conn_listener listener)
+int conn_accept_all(int lfd, enum conn_listener listener)
 {
 	for (int i = 0; i < 256; i++) {
 		struct sockaddr_in sa;
 		socklen_t len = sizeof(sa);
 		int fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				log_warn("event=accept_failed error=\"%s\"", strerror(errno));
-			return;
+			if (errno != EMFILE && errno != ENFILE)
+				return 0;
+			log_warn("event=accept_paused connections=%zu error=\"%s\"", nconns,
+				 strerror(errno));
+			return -1;
 		}
 		if (nconns >= (size_t)worker.cfg->max_connections) {
 			worker.stats.rejected++;
@@ -598,4 +600,5 @@ void conn_accept_all(int lfd, enum conn_listener listener)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		conn_open(fd, &sa, listener);
 	}
+	return 0;
 }

@@ -61,8 +61,9 @@ struct conn {
 	struct conn *prev, *next;  /* the worker's list of connections */
 };
 
-/* Accepts everything pending on a listening socket. */
-void conn_accept_all(int lfd, enum conn_listener listener);
+/* Accepts everything pending on a listening socket. Returns -1 when the
+ * process is out of descriptors (the caller pauses accepting), else 0. */
+int conn_accept_all(int lfd, enum conn_listener listener);
 
 /* Queues a shared buffer (taking a reference) / a copy of bytes. The bytes go
  * out when the loop turn ends, together with everything else queued. */

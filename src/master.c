@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -271,6 +272,20 @@ static void prepare_database(const char *path)
 	store_close(s);
 }
 
+/* Each worker holds up to max_connections sockets: take the hard
+ * descriptor limit, not the customary soft 1024, for every process. */
+static void raise_fd_limit(int max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)max_connections + 64 > rl.rlim_cur)
+		log_warn("event=fd_limit limit=%llu max_connections=%d",
+			 (unsigned long long)rl.rlim_cur, max_connections);
+}
+
 int master_run(struct config *cfg)
 {
 	master_cfg = cfg;
@@ -278,6 +293,7 @@ int master_run(struct config *cfg)
 	check_bind(cfg->listen);
 	check_bind(cfg->admin_listen);
 	prepare_database(cfg->database);
+	raise_fd_limit(cfg->max_connections);
 
 	snprintf(hub_name, sizeof(hub_name), "heraldd-%d-hub", (int)getpid());
 	hub_listen_fd = ipc_listen(hub_name);

@@ -21,6 +21,7 @@
 
 #define HUB_RETRY 0.1          /* seconds between attempts to reach the hub */
 #define STATS_INTERVAL 0.25
+#define ACCEPT_PAUSE 0.1       /* seconds without accepting when out of descriptors */
 
 struct worker worker;
 
@@ -31,7 +32,7 @@ struct pending_req {
 };
 
 static ev_prepare flush_watcher;
-static ev_timer stats_timer, stop_timer;
+static ev_timer stats_timer, stop_timer, accept_pause;
 static ev_signal sig_term, sig_usr1;
 
 /* ---- requests to the hub ------------------------------------------------------ */
@@ -263,7 +264,21 @@ static int listen_on(const char *addr)
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	conn_accept_all(w->fd, (enum conn_listener)(intptr_t)w->data);
+	if (conn_accept_all(w->fd, (enum conn_listener)(intptr_t)w->data) < 0) {
+		/* Out of descriptors: the listener stays readable, so stop
+		 * watching it for a moment rather than spin. */
+		for (int i = 0; i < 2; i++)
+			ev_io_stop(loop, &worker.lio[i]);
+		ev_timer_start(loop, &accept_pause);
+	}
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	if (worker.stopping)
+		return;
+	for (int i = 0; i < 2; i++)
+		ev_io_start(loop, &worker.lio[i]);
 }
 
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -360,6 +375,7 @@ void worker_main(struct proc_ctx *ctx)
 		worker.lio[i].data = (void *)(intptr_t)i;
 		ev_io_start(loop, &worker.lio[i]);
 	}
+	ev_timer_init(&accept_pause, accept_resume_cb, ACCEPT_PAUSE, 0);
 	char err[256];
 	worker.reader = store_open(worker.cfg->database, true, false, err, sizeof(err));
 	if (!worker.reader)
