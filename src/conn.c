@@ -58,8 +58,7 @@ void conn_close(struct conn *c, const char *why)
 		  conn_addr(c), why);
 	if (c->session)
 		session_close(c);
-	ev_io_stop(worker.loop, &c->rio);
-	ev_io_stop(worker.loop, &c->wio);
+	ev_io_stop(worker.loop, &c->io);
 	ev_timer_stop(worker.loop, &c->timer);
 	close(c->fd);
 	c->fd = -1;
@@ -89,6 +88,19 @@ static void conn_free(struct conn *c)
 	buf_free(&c->in);
 	ws_reader_free(&c->ws);
 	free(c);
+}
+
+/* Applies c->reading and c->writing to the socket's watcher. One watcher
+ * rather than two keeps an idle connection small. */
+static void watch(struct conn *c)
+{
+	int events = (c->reading ? EV_READ : 0) | (c->writing ? EV_WRITE : 0);
+	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(worker.loop, &c->io);
+	ev_io_set(&c->io, c->fd, events);
+	if (events)
+		ev_io_start(worker.loop, &c->io);
 }
 
 static void set_timer(struct conn *c, double after, double repeat)
@@ -199,7 +211,8 @@ static bool flush_one(struct conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				ev_io_start(worker.loop, &c->wio);
+				c->writing = true;
+				watch(c);
 				return true;
 			}
 			conn_close(c, "write error");
@@ -217,7 +230,10 @@ static bool flush_one(struct conn *c)
 		if (done < n)      /* short write: the socket is full */
 			continue;
 	}
-	ev_io_stop(worker.loop, &c->wio);
+	if (c->writing) {
+		c->writing = false;
+		watch(c);
+	}
 	/* Most connections are idle most of the time: they keep no queue. */
 	free(c->outq);
 	c->outq = NULL;
@@ -235,7 +251,7 @@ void conn_flush_all(void)
 		struct conn *c = dirty;
 		dirty = c->dirty_next;
 		c->dirty = false;
-		if (c->state != CONN_DEAD && !ev_is_active(&c->wio))
+		if (c->state != CONN_DEAD && !c->writing)
 			flush_one(c);
 	}
 	while (dead) {
@@ -245,9 +261,8 @@ void conn_flush_all(void)
 	}
 }
 
-static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_writable(struct conn *c)
 {
-	struct conn *c = w->data;
 	if (flush_one(c) && c->state == CONN_HTTP && !c->outq_len && c->in.len)
 		process_input(c);
 }
@@ -294,8 +309,10 @@ void conn_http_reply(struct conn *c, struct buf *out)
 		return;
 	}
 	set_timer(c, worker.cfg->handshake_timeout, 0);
-	if (!ev_is_active(&c->rio))
-		ev_io_start(worker.loop, &c->rio);
+	if (!c->reading) {
+		c->reading = true;
+		watch(c);
+	}
 	if (c->in.len && !c->dispatching)
 		process_input(c);
 }
@@ -356,8 +373,10 @@ static void process_http(struct conn *c)
 	buf_consume(&c->in, off);
 	/* While requests wait, further input waits in the kernel. */
 	if (c->state == CONN_HTTP &&
-	    (blocked || c->http_closing || http_in_flight(c) >= HTTP_PIPELINE))
-		ev_io_stop(worker.loop, &c->rio);
+	    (blocked || c->http_closing || http_in_flight(c) >= HTTP_PIPELINE)) {
+		c->reading = false;
+		watch(c);
+	}
 	if (c->state == CONN_WS && c->in.len)
 		process_input(c);
 }
@@ -484,9 +503,8 @@ static void process_input(struct conn *c)
  * the worker, and only a partial request or frame is copied to the conn. */
 static char read_scratch[4 * READ_CHUNK];
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_readable(struct conn *c)
 {
-	struct conn *c = w->data;
 	for (int rounds = 0; rounds < 4; rounds++) {
 		bool borrowed = c->in.cap == 0;
 		if (borrowed)
@@ -496,7 +514,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
 		if (n > 0) {
 			c->in.len += (size_t)n;
-			c->last_rx = (int64_t)(ev_now(loop) * 1000);
+			c->last_rx = (int64_t)(ev_now(worker.loop) * 1000);
 			process_input(c);
 		}
 		if (borrowed) {
@@ -518,9 +536,18 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 				conn_close(c, "read error");
 			return;
 		}
-		if (c->state == CONN_DEAD || (size_t)n < READ_CHUNK)
+		if (c->state == CONN_DEAD || !c->reading || (size_t)n < READ_CHUNK)
 			return;
 	}
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	if (revents & EV_WRITE)
+		on_writable(c);
+	if ((revents & EV_READ) && c->reading && c->state != CONN_DEAD)
+		on_readable(c);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -563,11 +590,11 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	c->ip = sa->sin_addr.s_addr;
 	c->connected_at = now_ms();
 	c->last_rx = (int64_t)(ev_now(worker.loop) * 1000);
-	ev_io_init(&c->rio, read_cb, fd, EV_READ);
-	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+	ev_io_init(&c->io, io_cb, fd, EV_READ);
 	ev_init(&c->timer, timer_cb);
-	c->rio.data = c->wio.data = c->timer.data = c;
-	ev_io_start(worker.loop, &c->rio);
+	c->io.data = c->timer.data = c;
+	c->reading = true;
+	ev_io_start(worker.loop, &c->io);
 	set_timer(c, worker.cfg->handshake_timeout, 0);
 	c->next = conns;
 	if (conns)
