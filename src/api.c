@@ -483,6 +483,7 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 		{ "herald_unique_users", "Distinct authenticated users connected", "gauge", json_object_get(v, "unique_users") },
 		{ "herald_anonymous_connections", "Anonymous connections", "gauge", json_object_get(v, "anonymous") },
 		{ "herald_rooms", "Rooms with subscribers", "gauge", json_object_get(v, "rooms") },
+		{ "herald_rooms_loaded", "Rooms held in the hub's memory", "gauge", json_object_get(v, "rooms_loaded") },
 		{ "herald_messages_published_total", "Messages stored and routed", "counter", json_object_get(msgs, "published") },
 		{ "herald_messages_delivered_total", "Event frames queued to clients", "counter", json_object_get(msgs, "delivered") },
 		{ "herald_publish_duplicates_total", "Publishes answered from an idempotency key", "counter", json_object_get(msgs, "duplicates") },

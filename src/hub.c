@@ -26,6 +26,7 @@
 
 #define MAX_LINKS 64
 #define STATUS_INTERVAL 0.25
+#define EVICT_INTERVAL 5.0      /* seconds between sweeps of idle rooms */
 #define PRUNE_INTERVAL 1.0      /* seconds between pruning ticks... */
 #define PRUNE_BEHIND 0.01       /* ...and while there is a backlog */
 #define PRUNE_STEP 500          /* rows deleted per room per visit */
@@ -43,7 +44,9 @@ struct link {
 
 static struct link *dead_links;
 
-/* A room as the hub sees it: sequence state and which workers want it. */
+/* A room as the hub sees it: sequence state and which workers want it.
+ * It is loaded when something needs it and freed when idle (evict_cb);
+ * the database holds its state in between. */
 struct hub_room {
 	char *name;
 	int64_t id;
@@ -51,6 +54,7 @@ struct hub_room {
 	int64_t last_seq;
 	uint64_t workers;          /* bit per worker slot */
 	size_t subscribers;        /* connections subscribed, over all workers */
+	size_t pubs;               /* publishes in flight that name it */
 	/* throttle: publishes inside the window wait; only the newest is kept */
 	int64_t window_end;        /* mono ms */
 	struct pub *held;
@@ -99,7 +103,7 @@ struct hub_conn {
 	char *user;                /* NULL when anonymous */
 	char addr[INET_ADDRSTRLEN];
 	int64_t connected_at;
-	struct hub_room **rooms;   /* hub rooms live as long as the hub */
+	struct hub_room **rooms;   /* each counted in its room's subscribers */
 	size_t nrooms, cap;
 };
 
@@ -120,7 +124,7 @@ static struct {
 	uint64_t commits;
 	ev_io accept_io;
 	ev_prepare commit_watcher;
-	ev_timer status_timer, prune_timer;
+	ev_timer status_timer, prune_timer, evict_timer;
 	int64_t prune_cursor;       /* id of the last room the pruning walk visited */
 	struct hub_room *prune_hot[PRUNE_HOT];  /* loaded rooms with a backlog */
 	size_t nprune_hot;
@@ -130,6 +134,8 @@ static struct {
 
 static void pub_free(struct pub *p)
 {
+	for (size_t i = 0; i < p->nrooms; i++)
+		p->rooms[i].room->pubs--;
 	free(p->event);
 	free(p->data);
 	free(p->idem);
@@ -444,6 +450,7 @@ static void on_publish(struct link *l, struct ipc_reader *r)
 			pub_free(p);
 			return;
 		}
+		p->rooms[i].room->pubs++;
 		p->nrooms++;
 	}
 	size_t len;
@@ -644,11 +651,12 @@ static json_t *stats_json(void)
 	it = (struct map_iter){ 0 };
 	while ((e = map_next(&hub.rooms, &it)))
 		active += ((struct hub_room *)e->val)->subscribers > 0;
-	return json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:o, s:I}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:o, s:I}",
 			 "connections", (json_int_t)hub.conns.count,
 			 "unique_users", (json_int_t)json_object_size(per_user),
 			 "anonymous", (json_int_t)anonymous,
 			 "rooms", (json_int_t)active,
+			 "rooms_loaded", (json_int_t)hub.rooms.count,
 			 "workers", workers,
 			 "messages", "published", (json_int_t)hub.published,
 			 "delivered", delivered, "duplicates", (json_int_t)hub.duplicates,
@@ -1016,6 +1024,26 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	sbuf_unref(frame);
 }
 
+/* Frees the rooms nothing holds: no worker wants them, no connection is in
+ * them, no publish in flight names them (so nothing uncommitted is left in
+ * memory), no throttle window is open and pruning is not behind on them.
+ * room_get loads them again from the database, as they were. */
+static void evict_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	int64_t mono = mono_ms();
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&hub.rooms, &it))) {
+		struct hub_room *r = e->val;
+		if (r->workers || r->subscribers || r->pubs || r->held || r->prune_hot ||
+		    ev_is_active(&r->throttle_timer) || r->window_end > mono)
+			continue;
+		map_del(&hub.rooms, r->name, strlen(r->name));
+		free(r->name);
+		free(r);
+	}
+}
+
 /* Deletes, in small steps between commits, what falls outside a room's
  * retention: more than history_size messages, or older than history_ttl.
  * A walk visits every stored room in turn, by id, whether loaded or not; a
@@ -1170,6 +1198,8 @@ void hub_main(struct proc_ctx *ctx)
 	ev_timer_start(loop, &hub.status_timer);
 	ev_timer_init(&hub.prune_timer, prune_cb, PRUNE_INTERVAL, PRUNE_INTERVAL);
 	ev_timer_start(loop, &hub.prune_timer);
+	ev_timer_init(&hub.evict_timer, evict_cb, EVICT_INTERVAL, EVICT_INTERVAL);
+	ev_timer_start(loop, &hub.evict_timer);
 	ev_signal_init(&hub.sig_term, sigterm_cb, SIGTERM);
 	ev_signal_start(loop, &hub.sig_term);
 	ev_signal_init(&hub.sig_usr1, sigusr1_cb, SIGUSR1);

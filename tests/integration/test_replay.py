@@ -552,6 +552,35 @@ def test_every_acknowledged_publish_is_stored(herald):
     alice.close()
 
 
+def test_idle_rooms_leave_the_hubs_memory_and_come_back_as_they_were(herald):
+    def loaded():
+        r = herald.api("GET", "/api/stats")
+        assert r.status_code == 200, r.text
+        return r.json()["rooms_loaded"]
+    c = herald.client()
+    c.subscribe("race:kept")
+    gone = [f"race:gone{i}" for i in range(40)]
+    c.subscribe(gone[0])
+    assert c.call("unsubscribe", room=gone[0])["type"] == "unsubscribed"
+    epochs = {room: publish_n(herald, room, 2)[0]["epoch"] for room in gone + ["race:kept"]}
+    peak = loaded()
+    assert peak >= 41
+    # nothing holds the 40 rooms any more: the hub lets them go
+    assert wait_until(lambda: loaded() <= peak - 40, 15)
+    # the subscribed room stayed: live delivery goes on
+    assert publish_n(herald, "race:kept", 1, start=2)[0]["seq"] == 3
+    assert c.wait_seq("race:kept", 3) == [1, 2, 3]
+    # a room loaded again keeps its epoch and its seq
+    ack = publish_n(herald, gone[0], 1, start=2)[0]
+    assert (ack["seq"], ack["epoch"]) == (3, epochs[gone[0]])
+    d = herald.client()
+    s = d.subscribe(gone[1], since={"seq": 1, "epoch": epochs[gone[1]]})
+    assert (s["seq"], s["epoch"], s["recovered"], s["replayed"]) == (2, epochs[gone[1]], True, 1)
+    assert sorted(db_rows(herald, gone[0])) == [1, 2, 3]
+    c.close()
+    d.close()
+
+
 # ---- invariants under reconnects and crashes ------------------------------------------------
 
 class Tracker:
