@@ -110,33 +110,6 @@ static void set_timer(struct conn *c, double after, double repeat)
 	ev_timer_start(worker.loop, &c->timer);
 }
 
-void conn_ws_close(struct conn *c, int code, const char *reason)
-{
-	if (c->state != CONN_WS)
-		return;
-	uint8_t payload[125];
-	size_t n = ws_close_payload(payload, code, reason);
-	struct sbuf *f = ws_frame_new(WS_OP_CLOSE, payload, n);
-	c->state = CONN_WS_CLOSING;
-	conn_send(c, f);
-	sbuf_unref(f);
-	set_timer(c, CLOSE_GRACE, 0);
-}
-
-void conn_close_all(int code, const char *reason)
-{
-	struct conn *c = conns, *next;
-	for (; c; c = next) {
-		next = c->next;
-		if (c->state == CONN_WS)
-			conn_ws_close(c, code, reason);
-		else if (c->state == CONN_HTTP && c->http_next == c->http_sent && !c->out_bytes)
-			conn_close(c, reason);
-		else if (c->state == CONN_HTTP)
-			c->http_closing = true;
-	}
-}
-
 /* ---- output ----------------------------------------------------------------- */
 
 static void mark_dirty(struct conn *c)
@@ -166,16 +139,49 @@ static void slow_consumer(struct conn *c)
 	conn_ws_close(c, WS_CLOSE_POLICY, "slow consumer");
 }
 
-void conn_send(struct conn *c, struct sbuf *s)
+static void enqueue(struct conn *c, struct sbuf *s)
 {
-	if (c->state == CONN_DEAD || c->state == CONN_DRAINING)
-		return;
 	xgrow(&c->outq, &c->outq_cap, c->outq_len + 1, sizeof(*c->outq));
 	c->outq[c->outq_len++] = sbuf_ref(s);
 	c->out_bytes += s->len;
 	mark_dirty(c);
+}
+
+void conn_send(struct conn *c, struct sbuf *s)
+{
+	/* Nothing follows a close frame (RFC 6455 §5.5.1) or a closing reply. */
+	if (c->state != CONN_HTTP && c->state != CONN_WS)
+		return;
+	enqueue(c, s);
 	if (c->out_bytes > worker.cfg->send_queue_max && c->state == CONN_WS)
 		slow_consumer(c);
+}
+
+void conn_ws_close(struct conn *c, int code, const char *reason)
+{
+	if (c->state != CONN_WS)
+		return;
+	uint8_t payload[125];
+	size_t n = ws_close_payload(payload, code, reason);
+	struct sbuf *f = ws_frame_new(WS_OP_CLOSE, payload, n);
+	c->state = CONN_WS_CLOSING;
+	enqueue(c, f);
+	sbuf_unref(f);
+	set_timer(c, CLOSE_GRACE, 0);
+}
+
+void conn_close_all(int code, const char *reason)
+{
+	struct conn *c = conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_WS)
+			conn_ws_close(c, code, reason);
+		else if (c->state == CONN_HTTP && c->http_next == c->http_sent && !c->out_bytes)
+			conn_close(c, reason);
+		else if (c->state == CONN_HTTP)
+			c->http_closing = true;
+	}
 }
 
 void conn_send_bytes(struct conn *c, const void *p, size_t n)
@@ -435,9 +441,9 @@ static void ws_event(struct conn *c, const struct ws_event *ev)
 			size_t n = ev->close_code == WS_CLOSE_NO_STATUS
 					   ? 0 : ws_close_payload(payload, ev->close_code, "");
 			struct sbuf *f = ws_frame_new(WS_OP_CLOSE, payload, n);
-			conn_send(c, f);
-			sbuf_unref(f);
 			c->state = CONN_DRAINING;
+			enqueue(c, f);
+			sbuf_unref(f);
 			set_timer(c, CLOSE_GRACE, 0);
 		} else {
 			c->state = CONN_DRAINING;

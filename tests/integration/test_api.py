@@ -14,6 +14,7 @@ import requests
 
 from conftest import (API_KEY, EPOCH_RE, HERALDCTL, TS_RE, connect_on_all_workers, make_token,
                       poll, pump_all, wait_until)
+from wsraw import RawWS
 
 
 def room_rows(h, room):
@@ -384,6 +385,26 @@ def test_kick_one_connection_on_each_worker(herald):
         assert r.json()["error"]["code"] == "not_found"
     for c in others:
         c.close()
+
+
+def test_nothing_follows_the_close_frame(herald):
+    """RFC 6455 §5.5.1: after its close frame the server sends no data frame,
+    though the room goes on receiving while it waits for the client's."""
+    w = RawWS(herald.port)
+    cid = w.recv_json()["client_id"]
+    w.send_json({"type": "subscribe", "id": "s", "room": "race:after"})
+    assert w.recv_json()["type"] == "subscribed"
+    assert herald.api("DELETE", f"/api/connections/{cid}").status_code == 200
+    assert w.expect_close() == 4008
+    # the client does not answer the close; events keep coming to the room
+    for i in range(5):
+        assert herald.publish("race:after", "e", {"i": i}).status_code == 200
+    rest = bytes(w.buf)
+    w.sock.settimeout(5)
+    while chunk := w.sock.recv(65536):
+        rest += chunk
+    assert rest == b""
+    w.close()
 
 
 def test_disconnect_a_user(herald):
