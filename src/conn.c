@@ -90,16 +90,24 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
-/* Applies c->reading and c->writing to the socket's watcher. One watcher
- * rather than two keeps an idle connection small. */
-static void watch(struct conn *c)
+/* One watcher for the socket, rather than one for reading and one for
+ * writing, keeps an idle connection small. It waits for EV_READ while input
+ * is wanted (not while requests wait) and for EV_WRITE while output waits
+ * for room in the socket. */
+static bool watching(const struct conn *c, int event)
 {
-	int events = (c->reading ? EV_READ : 0) | (c->writing ? EV_WRITE : 0);
-	if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events)
+	return ev_is_active(&c->io) && (c->io.events & event);
+}
+
+static void watch(struct conn *c, int event, bool on)
+{
+	int events = ev_is_active(&c->io) ? c->io.events & (EV_READ | EV_WRITE) : 0;
+	int want = on ? events | event : events & ~event;
+	if (want == events)
 		return;
 	ev_io_stop(worker.loop, &c->io);
-	ev_io_set(&c->io, c->fd, events);
-	if (events)
+	ev_io_set(&c->io, c->fd, want);
+	if (want)
 		ev_io_start(worker.loop, &c->io);
 }
 
@@ -217,8 +225,7 @@ static bool flush_one(struct conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				c->writing = true;
-				watch(c);
+				watch(c, EV_WRITE, true);
 				return true;
 			}
 			conn_close(c, "write error");
@@ -236,10 +243,7 @@ static bool flush_one(struct conn *c)
 		if (done < n)      /* short write: the socket is full */
 			continue;
 	}
-	if (c->writing) {
-		c->writing = false;
-		watch(c);
-	}
+	watch(c, EV_WRITE, false);
 	/* Most connections are idle most of the time: they keep no queue. */
 	free(c->outq);
 	c->outq = NULL;
@@ -257,7 +261,7 @@ void conn_flush_all(void)
 		struct conn *c = dirty;
 		dirty = c->dirty_next;
 		c->dirty = false;
-		if (c->state != CONN_DEAD && !c->writing)
+		if (c->state != CONN_DEAD && !watching(c, EV_WRITE))
 			flush_one(c);
 	}
 	while (dead) {
@@ -315,10 +319,7 @@ void conn_http_reply(struct conn *c, struct buf *out)
 		return;
 	}
 	set_timer(c, worker.cfg->handshake_timeout, 0);
-	if (!c->reading) {
-		c->reading = true;
-		watch(c);
-	}
+	watch(c, EV_READ, true);
 	if (c->in.len && !c->dispatching)
 		process_input(c);
 }
@@ -379,10 +380,8 @@ static void process_http(struct conn *c)
 	buf_consume(&c->in, off);
 	/* While requests wait, further input waits in the kernel. */
 	if (c->state == CONN_HTTP &&
-	    (blocked || c->http_closing || http_in_flight(c) >= HTTP_PIPELINE)) {
-		c->reading = false;
-		watch(c);
-	}
+	    (blocked || c->http_closing || http_in_flight(c) >= HTTP_PIPELINE))
+		watch(c, EV_READ, false);
 	if (c->state == CONN_WS && c->in.len)
 		process_input(c);
 }
@@ -542,7 +541,7 @@ static void on_readable(struct conn *c)
 				conn_close(c, "read error");
 			return;
 		}
-		if (c->state == CONN_DEAD || !c->reading || (size_t)n < READ_CHUNK)
+		if (c->state == CONN_DEAD || !watching(c, EV_READ) || (size_t)n < READ_CHUNK)
 			return;
 	}
 }
@@ -552,7 +551,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 	if (revents & EV_WRITE)
 		on_writable(c);
-	if ((revents & EV_READ) && c->reading && c->state != CONN_DEAD)
+	if ((revents & EV_READ) && c->state != CONN_DEAD && watching(c, EV_READ))
 		on_readable(c);
 }
 
@@ -599,7 +598,6 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	ev_io_init(&c->io, io_cb, fd, EV_READ);
 	ev_init(&c->timer, timer_cb);
 	c->io.data = c->timer.data = c;
-	c->reading = true;
 	ev_io_start(worker.loop, &c->io);
 	set_timer(c, worker.cfg->handshake_timeout, 0);
 	c->next = conns;

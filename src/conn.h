@@ -29,7 +29,7 @@ struct conn {
 	int fd;
 	enum conn_listener listener;
 	enum conn_state state;
-	ev_io io;                /* the socket: see reading and writing */
+	ev_io io;                /* the socket: see watch() in conn.c */
 	ev_timer timer;          /* handshake, keep-alive, ping and close deadlines */
 	struct buf in;
 	uint32_t ip;             /* peer IPv4, network order */
@@ -42,8 +42,6 @@ struct conn {
 	size_t out_bytes;        /* queued and unwritten */
 	struct conn *dirty_next; /* on the worker's list of conns to flush */
 	bool dirty;
-	bool reading;            /* input wanted (paused while requests wait) */
-	bool writing;            /* output waits for room in the socket */
 
 	/* HTTP: pipelined requests get consecutive tickets; responses, which
 	 * may complete out of order (some wait for the hub), go out in order. */

@@ -1025,8 +1025,9 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Frees the rooms nothing holds: no worker wants them, no connection is in
- * them, no publish in flight names them (so nothing uncommitted is left in
- * memory), no throttle window is open and pruning is not behind on them.
+ * them, no publish in flight names them (held ones included, so nothing
+ * uncommitted is left in memory), no throttle window is open and pruning is
+ * not behind on them.
  * room_get loads them again from the database, as they were. */
 static void evict_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1035,8 +1036,7 @@ static void evict_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct map_entry *e;
 	while ((e = map_next(&hub.rooms, &it))) {
 		struct hub_room *r = e->val;
-		if (r->workers || r->subscribers || r->pubs || r->held || r->prune_hot ||
-		    ev_is_active(&r->throttle_timer) || r->window_end > mono)
+		if (r->workers || r->subscribers || r->pubs || r->prune_hot || r->window_end > mono)
 			continue;
 		map_del(&hub.rooms, r->name, strlen(r->name));
 		free(r->name);
