@@ -30,6 +30,7 @@ enum config_type {
 	CONFIG_LOG_LEVEL,
 	CONFIG_ORIGINS,     /* list separated by commas or spaces */
 	CONFIG_RULE,        /* an acl rule */
+	CONFIG_SCHEDULE,    /* a webhook retry schedule: seconds separated by commas */
 };
 
 struct config_key {
@@ -87,6 +88,13 @@ static const struct config_key config_keys[] = {
 	KEY(ping_timeout,             CONFIG_INT,        2, 86400, "60"),
 	KEY(replay_limit,             CONFIG_INT,        0, INT_MAX, "10000"),
 	KEY(shutdown_timeout,         CONFIG_INT,        1, 3600, "10"),
+	KEY(webhook_retry_schedule,   CONFIG_SCHEDULE,   0, 0, "0,5,300,1800,7200,18000,36000,50400,72000,86400"),
+	KEY(webhook_timeout_ms,       CONFIG_INT,        1, 600000, "10000"),
+	KEY(webhook_concurrency,      CONFIG_INT,        1, 1000, "4"),
+	KEY(webhook_max_in_flight,    CONFIG_INT,        1, 100000, "256"),
+	KEY(webhook_breaker_failures, CONFIG_INT,        1, 1000000, "5"),
+	KEY(webhook_breaker_cooldown_ms, CONFIG_INT,     1, 86400000, "30000"),
+	KEY(webhook_secret_overlap,   CONFIG_INT,        0, 30 * 86400, "86400"),
 };
 
 /* Keys of a [namespace NAME] section. subscribe has no default: a namespace
@@ -288,6 +296,13 @@ static int config_set(void *base, const struct config_key *k, const char *v,
 			*(int *)field = (int)n;
 		else
 			*(size_t *)field = (size_t)n;
+		return 0;
+	case CONFIG_SCHEDULE:
+		if (webhook_schedule_parse(field, v) < 0) {
+			snprintf(msg, msglen, "bad value '%s' for %s: expected 1 to %d delays in seconds "
+				 "separated by commas", v, k->name, WEBHOOK_SCHEDULE_MAX);
+			return -1;
+		}
 		return 0;
 	case CONFIG_BOOL:
 		if (config_parse_bool(v, &b) < 0) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "acl.h"
+#include "webhook.h"
 
 struct ns_config {
 	char *name;                 /* "race", "user", "*" ... */
@@ -58,6 +59,15 @@ struct config {
 	int ping_timeout;               /* seconds */
 	int replay_limit;               /* messages */
 	int shutdown_timeout;           /* seconds */
+
+	/* webhooks */
+	struct webhook_schedule webhook_retry_schedule;  /* seconds, the last repeating */
+	int webhook_timeout_ms;         /* default per-attempt timeout of an endpoint */
+	int webhook_concurrency;        /* attempts in flight per endpoint */
+	int webhook_max_in_flight;      /* attempts in flight over all endpoints */
+	int webhook_breaker_failures;   /* consecutive failures that open the breaker */
+	int webhook_breaker_cooldown_ms;/* how long it stays open before a probe */
+	int webhook_secret_overlap;     /* seconds the old secret still signs after a rotation */
 
 	struct ns_config *ns;
 	size_t nns;

@@ -13,7 +13,7 @@
 #include <ev.h>
 #include "buf.h"
 
-#define IPC_VERSION 1
+#define IPC_VERSION 2
 #define IPC_HEADER 8
 #define IPC_MAX_PAYLOAD (16u * 1024 * 1024)
 
@@ -38,10 +38,21 @@ enum ipc_type {
 	IPC_KICK,            /* u64 conn, u32 close code, str reason */
 	IPC_REPLY,           /* u64 req, u32 status, str json */
 	IPC_HUB_STATUS,      /* u64 connections (all workers), u8 db_writable */
+	/* courier -> hub (the courier also sends IPC_WORKER_STATS) */
+	IPC_WEBHOOK_RESULT,  /* u64 delivery, u32 attempts before this one, u32 http status
+	                        (0: no response), u32 retry_after seconds (0: none),
+	                        str error, u64 started_ms, u32 duration_ms */
+	/* hub -> courier */
+	IPC_WEBHOOK_SETTLED, /* u64 delivery, str endpoint, u8 enabled, u32 failures,
+	                        u64 paused_until_ms: the result is committed */
+	IPC_WEBHOOK_WAKE,    /* u8 what (WEBHOOK_WAKE_*): look at the queue now */
 	IPC_TYPE_MAX
 };
 
 enum ipc_role { IPC_ROLE_MASTER = 1, IPC_ROLE_HUB, IPC_ROLE_WORKER, IPC_ROLE_COURIER };
+
+/* IPC_WEBHOOK_WAKE: new deliveries are due, or endpoints changed (re-read them). */
+enum { WEBHOOK_WAKE_DUE = 1, WEBHOOK_WAKE_ENDPOINTS = 2 };
 
 /* ---- encoding ----------------------------------------------------------- */
 
