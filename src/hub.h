@@ -3,7 +3,7 @@
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H
 
-#include "master.h"
+#include "proc.h"
 
 void hub_main(struct proc_ctx *ctx) __attribute__((noreturn));
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include "hub.h"
 #include "ipc.h"
 #include "log.h"
+#include "proc.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
@@ -50,48 +50,6 @@ static char hub_name[64];
 static const char *role_name(int role)
 {
 	return role == ROLE_HUB ? "hub" : "worker";
-}
-
-/* ---- child side ---------------------------------------------------------- */
-
-struct ev_loop *proc_child_init(const char *title)
-{
-	char full[64];
-	snprintf(full, sizeof(full), "heraldd: %s", title);
-	proctitle_set(full);
-	log_set_name(title);
-	/* The master blocks the signals it waits for; children use libev's. */
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-	return ev_default_loop(EVFLAG_AUTO);
-}
-
-void proc_expect_hello(int master_fd)
-{
-	uint8_t hdr[IPC_HEADER + 16];
-	size_t got = 0;
-	while (got < sizeof(hdr)) {
-		ssize_t n = read(master_fd, hdr + got, sizeof(hdr) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			_exit(1);
-		got += (size_t)n;
-	}
-	uint16_t type;
-	const uint8_t *payload;
-	uint32_t plen;
-	if (ipc_frame_next(hdr, got, &type, &payload, &plen) != (long)sizeof(hdr) ||
-	    type != IPC_HELLO)
-		fatal("event=bad_hello from=master");
-	struct ipc_reader r;
-	ipc_reader_init(&r, payload, plen);
-	uint32_t version = ipc_get_u32(&r);
-	if (version != IPC_VERSION)
-		fatal("event=version_mismatch from=master version=%u want=%u", version, IPC_VERSION);
 }
 
 /* ---- master side --------------------------------------------------------- */

@@ -10,7 +10,7 @@
 #include "config.h"
 #include "ipc.h"
 #include "map.h"
-#include "master.h"
+#include "proc.h"
 #include "store.h"
 
 struct conn;

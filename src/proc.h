@@ -1,0 +1,25 @@
+/* proc.h -- what every child process shares: the context the master hands
+ * it at fork time and the common start of its life. */
+#ifndef HERALD_PROC_H
+#define HERALD_PROC_H
+
+#include <ev.h>
+#include "config.h"
+
+/* What every child learns from the master at fork time. */
+struct proc_ctx {
+	struct config *cfg;
+	int slot;                 /* worker index (0-based); 0 for the hub */
+	int master_fd;            /* channel to the master; EOF means exit */
+	int hub_listen_fd;        /* hub only: where workers connect */
+	char hub_name[64];        /* abstract socket name of the hub */
+};
+
+/* The common start of every child (title, log name, signal mask reset,
+ * death of the parent); returns the child's libev loop. */
+struct ev_loop *proc_child_init(const char *title);
+
+/* Reads the master's hello on fd; exits when the protocol version differs. */
+void proc_expect_hello(int master_fd);
+
+#endif
