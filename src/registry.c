@@ -1,0 +1,232 @@
+/* registry.c -- the hub's view of every client connection, reported by the
+ * workers: the limits per address and per user hold over all workers, and
+ * the API lists and kicks connections wherever they are. */
+#include "registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "config.h"
+#include "map.h"
+#include "proto.h"
+#include "util.h"
+#include "ws.h"
+
+/* A client connection, as reported by its worker. */
+struct hub_conn {
+	uint64_t id;
+	int slot;
+	char *user;                /* NULL when anonymous */
+	char addr[INET_ADDRSTRLEN];
+	int64_t connected_at;
+	struct hub_room **rooms;   /* each counted in its room's subscribers */
+	size_t nrooms, cap;
+};
+
+static struct map conns;           /* id -> hub_conn */
+static struct map counts;          /* see count_add */
+
+/* Connections per user ("u" + name) and per address ("a" + address). */
+static intptr_t count_add(char kind, const char *name, int delta)
+{
+	char key[300];
+	int n = snprintf(key, sizeof(key), "%c%s", kind, name);
+	size_t len = (size_t)MIN(n, (int)sizeof(key) - 1);
+	intptr_t v = (intptr_t)map_get(&counts, key, len) + delta;
+	if (v > 0)
+		map_put(&counts, key, len, (void *)v);
+	else
+		map_del(&counts, key, len);
+	return v;
+}
+
+static void send_kick(int slot, uint64_t id, int code, const char *reason)
+{
+	if (!hub.links[slot])
+		return;
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_KICK);
+	ipc_put_u64(&b, id);
+	ipc_put_u32(&b, (uint32_t)code);
+	ipc_put_cstr(&b, reason);
+	ipc_end(&b, m);
+	ipc_chan_send(&hub.links[slot]->ch, &b);
+	buf_free(&b);
+}
+
+static void conn_room(struct hub_conn *hc, struct hub_room *r, bool joined)
+{
+	if (joined) {
+		xgrow(&hc->rooms, &hc->cap, hc->nrooms + 1, sizeof(*hc->rooms));
+		hc->rooms[hc->nrooms++] = r;
+		r->subscribers++;
+		return;
+	}
+	for (size_t i = 0; i < hc->nrooms; i++) {
+		if (hc->rooms[i] == r) {
+			hc->rooms[i] = hc->rooms[--hc->nrooms];
+			if (r->subscribers)
+				r->subscribers--;
+			return;
+		}
+	}
+}
+
+static void conn_drop(struct hub_conn *hc)
+{
+	while (hc->nrooms)
+		conn_room(hc, hc->rooms[0], false);
+	if (hc->user)
+		count_add('u', hc->user, -1);
+	count_add('a', hc->addr, -1);
+	map_del_u64(&conns, hc->id);
+	free(hc->rooms);
+	free(hc->user);
+	free(hc);
+}
+
+void registry_open(struct link *l, struct ipc_reader *r)
+{
+	char user[256], addr[INET_ADDRSTRLEN];
+	uint64_t id = ipc_get_u64(r);
+	ipc_get_str(r, user, sizeof(user));
+	ipc_get_str(r, addr, sizeof(addr));
+	int64_t at = (int64_t)ipc_get_u64(r);
+	if (!ipc_reader_done(r))
+		return;
+	struct hub_conn *hc = map_get_u64(&conns, id);
+	intptr_t per_addr = 0;
+	if (hc) {
+		/* Known already (an anonymous connection authenticated): it keeps
+		 * its rooms and only gains a user. */
+		if (hc->user)
+			count_add('u', hc->user, -1);
+		free(hc->user);
+	} else {
+		hc = xcalloc(1, sizeof(*hc));
+		hc->id = id;
+		hc->slot = l->slot;
+		snprintf(hc->addr, sizeof(hc->addr), "%s", addr);
+		hc->connected_at = at;
+		map_put_u64(&conns, id, hc);
+		per_addr = count_add('a', hc->addr, 1);
+	}
+	hc->user = user[0] ? xstrdup(user) : NULL;
+	/* Limits over all workers: the newest connection over a cap is closed. */
+	intptr_t per_user = hc->user ? count_add('u', hc->user, 1) : 0;
+	if (per_addr > hub.cfg->max_connections_per_ip)
+		send_kick(l->slot, id, WS_CLOSE_POLICY, "too many connections from this address");
+	else if (per_user > hub.cfg->max_connections_per_user)
+		send_kick(l->slot, id, WS_CLOSE_POLICY, "too many connections for this user");
+}
+
+void registry_close(struct ipc_reader *r)
+{
+	struct hub_conn *hc = map_get_u64(&conns, ipc_get_u64(r));
+	if (ipc_reader_done(r) && hc)
+		conn_drop(hc);
+}
+
+void registry_room(struct ipc_reader *r)
+{
+	char room[ROOM_MAX + 1];
+	struct hub_conn *hc = map_get_u64(&conns, ipc_get_u64(r));
+	ipc_get_str(r, room, sizeof(room));
+	bool joined = ipc_get_u8(r) != 0;
+	struct hub_room *hr = !ipc_reader_done(r) || !hc ? NULL
+			      : joined ? hub_room_get(room) : hub_room_find(room);
+	if (hr)
+		conn_room(hc, hr, joined);
+}
+
+void registry_link_lost(struct link *l)
+{
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&conns, &it)))
+		if (((struct hub_conn *)e->val)->slot == l->slot)
+			conn_drop(e->val);
+}
+
+size_t registry_count(void)
+{
+	return conns.count;
+}
+
+void registry_stats(json_t *stats)
+{
+	size_t anonymous = 0;
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	json_t *per_user = json_object();
+	while ((e = map_next(&conns, &it))) {
+		struct hub_conn *hc = e->val;
+		if (!hc->user) {
+			anonymous++;
+			continue;
+		}
+		json_t *n = json_object_get(per_user, hc->user);
+		json_object_set_new(per_user, hc->user,
+				    json_integer(n ? json_integer_value(n) + 1 : 1));
+	}
+	json_object_set_new(stats, "connections", json_integer((json_int_t)conns.count));
+	json_object_set_new(stats, "unique_users", json_integer((json_int_t)json_object_size(per_user)));
+	json_object_set_new(stats, "anonymous", json_integer((json_int_t)anonymous));
+	json_object_set_new(stats, "user_connections", per_user);
+}
+
+static json_t *conn_json(const struct hub_conn *hc)
+{
+	char at[UTIL_TS_LEN + 1];
+	ts_format(hc->connected_at, at);
+	json_t *rooms = json_array();
+	for (size_t i = 0; i < hc->nrooms; i++)
+		json_array_append_new(rooms, json_string(hc->rooms[i]->name));
+	return json_pack("{s:I, s:o, s:i, s:s, s:o, s:s}", "id", (json_int_t)hc->id,
+			 "user", hc->user ? json_string(hc->user) : json_null(),
+			 "worker", hc->slot + 1, "remote_addr", hc->addr, "rooms", rooms,
+			 "connected_at", at);
+}
+
+static int kick_where(const char *user, uint64_t id)
+{
+	int n = 0;
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&conns, &it))) {
+		struct hub_conn *hc = e->val;
+		if ((user && hc->user && strcmp(hc->user, user) == 0) || (!user && hc->id == id)) {
+			send_kick(hc->slot, hc->id, WS_CLOSE_KICKED, "disconnected by the server");
+			n++;
+		}
+	}
+	return n;
+}
+
+bool registry_request(struct link *l, uint64_t req, const char *op, json_t *q)
+{
+	const char *user = json_string_value(json_object_get(q, "user"));
+	if (strcmp(op, "connections") == 0) {
+		json_t *arr = json_array();
+		struct map_iter it = { 0 };
+		struct map_entry *e;
+		while ((e = map_next(&conns, &it))) {
+			struct hub_conn *hc = e->val;
+			if (!user || (hc->user && strcmp(hc->user, user) == 0))
+				json_array_append_new(arr, conn_json(hc));
+		}
+		hub_reply_json(l, req, 200, json_pack("{s:o}", "connections", arr));
+	} else if (strcmp(op, "disconnect") == 0) {
+		uint64_t id = (uint64_t)json_integer_value(json_object_get(q, "id"));
+		int n = user ? kick_where(user, 0) : kick_where(NULL, id);
+		if (!user && n == 0)
+			hub_reply_error(l, req, 404, "not_found", "no such connection");
+		else
+			hub_reply_json(l, req, 200, json_pack("{s:i}", "disconnected", n));
+	} else {
+		return false;
+	}
+	return true;
+}
