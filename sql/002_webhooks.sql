@@ -46,3 +46,5 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_att
 	WHERE status IN ('pending', 'failed');
 -- An endpoint's deliveries, newest first (GET /api/webhooks/{id}/deliveries).
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
+-- Dead deliveries, which an operator looks for and /api/stats counts.
+CREATE INDEX webhook_deliveries_dead ON webhook_deliveries (endpoint_id) WHERE status = 'dead';

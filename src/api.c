@@ -466,6 +466,65 @@ static void notify(struct route_req *r)
 	ask_hub(r->c, q, hub_reply);
 }
 
+/* /api/webhooks[/{id}[/deliveries[/{d}/retry] | /test]]: the hub keeps the
+ * endpoints and checks every field; here the path becomes an op. */
+static void webhooks_route(struct route_req *r)
+{
+	const struct http_request *req = r->req;
+	bool get = method_is(req, "GET"), post = method_is(req, "POST");
+	char id[64], delivery[64], value[64];
+	const char *slash = r->rest_len ? memchr(r->rest, '/', r->rest_len) : NULL;
+	size_t n = slash ? (size_t)(slash - r->rest) : r->rest_len;
+	const char *tail = slash ? slash : r->rest + r->rest_len;
+	size_t tl = r->rest_len - n;
+	json_t *q = NULL;
+#define TAIL_IS(s) (tl == strlen(s) && memcmp(tail, s, tl) == 0)
+	if (r->rest_len == 0) {
+		if (get)
+			q = json_pack("{s:s}", "op", "webhook_list");
+		else if (post && (q = body_json(r, 0)))
+			q = json_pack("{s:s, s:o}", "op", "webhook_create", "body", q);
+		else if (!post)
+			respond_error(r->c, 405, "method_not_allowed", "GET or POST");
+		if (q)
+			ask_hub(r->c, q, hub_reply);
+		return;
+	}
+	if (!segment(r, r->rest, n, id, sizeof(id)))
+		return;
+	if (tl == 0 && get) {
+		q = json_pack("{s:s, s:s}", "op", "webhook_get", "id", id);
+	} else if (tl == 0 && method_is(req, "DELETE")) {
+		q = json_pack("{s:s, s:s}", "op", "webhook_delete", "id", id);
+	} else if (tl == 0 && method_is(req, "PATCH")) {
+		json_t *body = body_json(r, 0);
+		if (!body)
+			return;
+		q = json_pack("{s:s, s:s, s:o}", "op", "webhook_update", "id", id, "body", body);
+	} else if (TAIL_IS("/test") && post) {
+		q = json_pack("{s:s, s:s}", "op", "webhook_test", "id", id);
+	} else if (TAIL_IS("/deliveries") && get) {
+		q = json_pack("{s:s, s:s}", "op", "webhook_deliveries", "id", id);
+		const char *keys[] = { "status", "before" };
+		for (size_t i = 0; req->query && i < ARRAY_SIZE(keys); i++)
+			if (http_query_param(req->query, req->query_len, keys[i], value, sizeof(value)) >= 0)
+				json_object_set_new(q, keys[i], json_string(value));
+		if (req->query && http_query_param(req->query, req->query_len, "limit", value,
+						   sizeof(value)) >= 0)
+			json_object_set_new(q, "limit", json_integer(strtoll(value, NULL, 10)));
+	} else if (tl > strlen("/deliveries/") && memcmp(tail, "/deliveries/", 12) == 0 && post &&
+		   tl - 12 > 6 && memcmp(tail + tl - 6, "/retry", 6) == 0) {
+		if (!segment(r, tail + 12, tl - 12 - 6, delivery, sizeof(delivery)))
+			return;
+		q = json_pack("{s:s, s:s, s:s}", "op", "webhook_retry", "id", id, "delivery", delivery);
+	} else {
+		respond_error(r->c, 404, "not_found", "no such route");
+		return;
+	}
+#undef TAIL_IS
+	ask_hub(r->c, q, hub_reply);
+}
+
 /* Prometheus text from the hub's stats. */
 static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
 {
@@ -551,6 +610,11 @@ static void api_route(struct route_req *r)
 		ask_hub(r->c, json_pack("{s:s}", "op", "stats"), hub_reply);
 	} else if (IS("/notifications") && post) {
 		notify(r);
+	} else if (IS("/webhooks")) {
+		r->rest_len = 0;
+		webhooks_route(r);
+	} else if (PREFIX("/webhooks/")) {
+		webhooks_route(r);
 	} else {
 		respond_error(r->c, 404, "not_found", "no such route");
 	}

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "notify.h"
+#include "outbox.h"
 #include "pipeline.h"
 #include "proto.h"
 #include "registry.h"
@@ -195,6 +196,7 @@ static json_t *stats_json(void)
 			       "commits", (json_int_t)hub.commits,
 			       "uptime", (json_int_t)((now_ms() - hub.started_ms) / 1000));
 	registry_stats(st);
+	outbox_stats(st);
 	return st;
 }
 
@@ -224,7 +226,7 @@ static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
 }
 
 static hub_request_fn *const request_handlers[] = {
-	hub_request, registry_request, notify_request,
+	hub_request, registry_request, notify_request, outbox_request,
 };
 
 static void on_request(struct link *l, struct ipc_reader *r)
@@ -310,8 +312,10 @@ static void on_hello(struct link *l, struct ipc_reader *r)
 	ipc_end(&b, m);
 	ipc_chan_send(&l->ch, &b);
 	buf_free(&b);
-	log_info("event=%s_connected slot=%u pid=%u", worker ? "worker" : "courier",
-		 slot + 1, pid);
+	if (worker)
+		log_info("event=worker_connected slot=%u pid=%u", slot + 1, pid);
+	else
+		outbox_courier_connected(pid);
 }
 
 /* The peer's latest figures, shown by the stats request. */
@@ -330,6 +334,8 @@ static void courier_msg(struct link *l, uint16_t type, struct ipc_reader *r)
 {
 	if (type == IPC_WORKER_STATS)
 		link_stats(l, r);
+	else if (type == IPC_WEBHOOK_RESULT)
+		outbox_result(r);
 	else
 		log_warn("event=ipc_unexpected from=courier type=%u", type);
 }
@@ -519,6 +525,7 @@ void hub_main(struct proc_ctx *ctx)
 	ev_timer_init(&h.status_timer, status_cb, 0, STATUS_INTERVAL);
 	ev_timer_start(loop, &h.status_timer);
 	retention_start();
+	outbox_start();
 	ev_signal_init(&h.sig_term, sigterm_cb, SIGTERM);
 	ev_signal_start(loop, &h.sig_term);
 	ev_signal_init(&h.sig_usr1, sigusr1_cb, SIGUSR1);

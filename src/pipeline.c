@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "outbox.h"
 #include "proto.h"
 #include "util.h"
 
@@ -142,7 +143,8 @@ static bool store_one(struct hub_room *r, int64_t seq, const char *event, const 
 {
 	return store_message_add(hub.store, r->id, seq, event, data, len, pl.ts, idem,
 				 pl.now) == 0 &&
-	       store_room_set_seq(hub.store, r->id, seq) == 0;
+	       store_room_set_seq(hub.store, r->id, seq) == 0 &&
+	       outbox_message(r->name, seq, event, data, len) == 0;
 }
 
 static void batch_add(struct pub *p)
@@ -337,6 +339,7 @@ static void commit_batch(void)
 		}
 	}
 	jobs_finish(jobs, ok);
+	outbox_committed(ok);
 }
 
 void pipeline_commit(void)

@@ -46,6 +46,15 @@ enum {
 	ST_SAVEPOINT,
 	ST_RELEASE,
 	ST_ROLLBACK_TO,
+	ST_WEBHOOK_PUT,
+	ST_WEBHOOK_DELETE,
+	ST_WEBHOOKS,
+	ST_DELIVERY_ADD,
+	ST_DELIVERY_GET,
+	ST_DELIVERY_UPDATE,
+	ST_DELIVERIES,
+	ST_DELIVERIES_STATUS,
+	ST_DELIVERY_COUNTS,
 	ST_COUNT
 };
 
@@ -124,6 +133,45 @@ static const struct {
 	[ST_SAVEPOINT] = { STORE_RW, "SAVEPOINT store_read" },
 	[ST_RELEASE] = { STORE_RW, "RELEASE store_read" },
 	[ST_ROLLBACK_TO] = { STORE_RW, "ROLLBACK TO store_read" },
+	/* An update in place, not INSERT OR REPLACE: replacing deletes the row,
+	 * and the deletion would cascade to the endpoint's deliveries. */
+	[ST_WEBHOOK_PUT] = { STORE_RW,
+		"INSERT INTO webhook_endpoints (id, url, secret, old_secret, old_secret_until_ms,"
+		" events, rooms, max_attempts, timeout_ms, enabled, disabled_reason, failures,"
+		" paused_until_ms, created_at)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+		" ON CONFLICT (id) DO UPDATE SET url = ?2, secret = ?3, old_secret = ?4,"
+		" old_secret_until_ms = ?5, events = ?6, rooms = ?7, max_attempts = ?8,"
+		" timeout_ms = ?9, enabled = ?10, disabled_reason = ?11, failures = ?12,"
+		" paused_until_ms = ?13" },
+	[ST_WEBHOOK_DELETE] = { STORE_RW, "DELETE FROM webhook_endpoints WHERE id = ?1" },
+	[ST_WEBHOOKS] = { STORE_ANY,
+		"SELECT id, url, secret, old_secret, old_secret_until_ms, events, rooms,"
+		" max_attempts, timeout_ms, enabled, disabled_reason, failures, paused_until_ms,"
+		" created_at FROM webhook_endpoints ORDER BY created_at, id" },
+	[ST_DELIVERY_ADD] = { STORE_RW,
+		"INSERT INTO webhook_deliveries (endpoint_id, event, room, seq, body, status,"
+		" next_attempt_ms, created_at, updated_at)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)" },
+	[ST_DELIVERY_GET] = { STORE_ANY,
+		"SELECT id, endpoint_id, event, room, seq, status, attempts, next_attempt_ms,"
+		" last_status, last_error, created_at, updated_at"
+		" FROM webhook_deliveries WHERE id = ?1" },
+	[ST_DELIVERY_UPDATE] = { STORE_RW,
+		"UPDATE webhook_deliveries SET status = ?2, attempts = ?3, next_attempt_ms = ?4,"
+		" last_status = ?5, last_error = ?6, updated_at = ?7 WHERE id = ?1" },
+	[ST_DELIVERIES] = { STORE_ANY,
+		"SELECT id, endpoint_id, event, room, seq, status, attempts, next_attempt_ms,"
+		" last_status, last_error, created_at, updated_at FROM webhook_deliveries"
+		" WHERE endpoint_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3" },
+	[ST_DELIVERIES_STATUS] = { STORE_ANY,
+		"SELECT id, endpoint_id, event, room, seq, status, attempts, next_attempt_ms,"
+		" last_status, last_error, created_at, updated_at FROM webhook_deliveries"
+		" WHERE endpoint_id = ?1 AND id < ?2 AND status = ?4 ORDER BY id DESC LIMIT ?3" },
+	/* Both counts read only the partial indexes. */
+	[ST_DELIVERY_COUNTS] = { STORE_ANY,
+		"SELECT (SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'failed')),"
+		" (SELECT count(*) FROM webhook_deliveries WHERE status = 'dead')" },
 };
 
 struct store {
@@ -805,4 +853,166 @@ int64_t store_unread_count(struct store *s, const char *user)
 		store_error(s, "unread_count");
 	stmt_done(st);
 	return n;
+}
+
+/* ---- webhooks: endpoints and the delivery outbox (hub) -------------------- */
+
+/* Binds v, or NULL when v is 0 (an optional integer column). */
+static int bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+	return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* Every row a statement returns, as objects keyed by column name. */
+static json_t *rows_json(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	json_t *rows = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_object();
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			json_t *v;
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_INTEGER:
+				v = json_integer(sqlite3_column_int64(st, i));
+				break;
+			case SQLITE_NULL:
+				v = json_null();
+				break;
+			default:
+				v = col_json_str(st, i);
+			}
+			json_object_set_new(o, sqlite3_column_name(st, i), v);
+		}
+		json_array_append_new(rows, o);
+	}
+	if (rc != SQLITE_DONE) {
+		store_error(s, what);
+		json_decref(rows);
+		rows = NULL;
+	}
+	stmt_done(st);
+	return rows;
+}
+
+int store_webhook_put(struct store *s, const struct store_webhook *w)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WEBHOOK_PUT, "webhook_put");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, w->id) != SQLITE_OK || bind_str(st, 2, w->url) != SQLITE_OK ||
+	    bind_str(st, 3, w->secret) != SQLITE_OK || bind_str(st, 4, w->old_secret) != SQLITE_OK ||
+	    bind_opt_int(st, 5, w->old_secret_until_ms) != SQLITE_OK ||
+	    bind_str(st, 6, w->events) != SQLITE_OK || bind_str(st, 7, w->rooms) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 8, w->max_attempts) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 9, w->timeout_ms) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 10, w->enabled) != SQLITE_OK ||
+	    bind_str(st, 11, w->disabled_reason) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 12, w->failures) != SQLITE_OK ||
+	    bind_opt_int(st, 13, w->paused_until_ms) != SQLITE_OK ||
+	    bind_str(st, 14, w->created_at) != SQLITE_OK) {
+		store_error(s, "webhook_put");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(s, st, "webhook_put");
+}
+
+int store_webhook_delete(struct store *s, const char *id)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WEBHOOK_DELETE, "webhook_delete");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, id) != SQLITE_OK) {
+		store_error(s, "webhook_delete");
+		stmt_done(st);
+		return -1;
+	}
+	if (stmt_run(s, st, "webhook_delete") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+json_t *store_webhooks(struct store *s)
+{
+	return rows_json(s, s->st[ST_WEBHOOKS], "webhooks");
+}
+
+int64_t store_delivery_add(struct store *s, const char *endpoint, const char *event,
+			   const char *room, int64_t seq, const char *body, size_t len,
+			   int64_t next_attempt_ms, const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DELIVERY_ADD, "delivery_add");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, endpoint) != SQLITE_OK || bind_str(st, 2, event) != SQLITE_OK ||
+	    bind_str(st, 3, room) != SQLITE_OK || bind_opt_int(st, 4, seq) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 5, body, (int)len, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 6, next_attempt_ms) != SQLITE_OK ||
+	    bind_str(st, 7, ts) != SQLITE_OK) {
+		store_error(s, "delivery_add");
+		stmt_done(st);
+		return -1;
+	}
+	if (stmt_run(s, st, "delivery_add") < 0)
+		return -1;
+	return sqlite3_last_insert_rowid(s->db);
+}
+
+json_t *store_delivery_get(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st = s->st[ST_DELIVERY_GET];
+	sqlite3_bind_int64(st, 1, id);
+	json_t *rows = rows_json(s, st, "delivery_get");
+	json_t *row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return row;
+}
+
+int store_delivery_update(struct store *s, int64_t id, const char *status, int attempts,
+			  int64_t next_attempt_ms, int last_status, const char *last_error,
+			  const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_DELIVERY_UPDATE, "delivery_update");
+	if (!st)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || bind_str(st, 2, status) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, attempts) != SQLITE_OK ||
+	    bind_opt_int(st, 4, next_attempt_ms) != SQLITE_OK ||
+	    bind_opt_int(st, 5, last_status) != SQLITE_OK ||
+	    bind_str(st, 6, last_error) != SQLITE_OK || bind_str(st, 7, ts) != SQLITE_OK) {
+		store_error(s, "delivery_update");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(s, st, "delivery_update");
+}
+
+json_t *store_deliveries(struct store *s, const char *endpoint, const char *status, int limit,
+			 int64_t before)
+{
+	sqlite3_stmt *st = s->st[status ? ST_DELIVERIES_STATUS : ST_DELIVERIES];
+	if (bind_str(st, 1, endpoint) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, before > 0 ? before : INT64_MAX) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, MAX(limit, 0)) != SQLITE_OK ||
+	    (status && bind_str(st, 4, status) != SQLITE_OK)) {
+		store_error(s, "deliveries");
+		stmt_done(st);
+		return NULL;
+	}
+	return rows_json(s, st, "deliveries");
+}
+
+int store_delivery_counts(struct store *s, int64_t *queued, int64_t *dead)
+{
+	sqlite3_stmt *st = s->st[ST_DELIVERY_COUNTS];
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*queued = sqlite3_column_int64(st, 0);
+		*dead = sqlite3_column_int64(st, 1);
+	} else {
+		store_error(s, "delivery_counts");
+	}
+	stmt_done(st);
+	return rc == SQLITE_ROW ? 0 : -1;
 }

@@ -110,4 +110,46 @@ int store_notifications_read(struct store *s, const char *user, const int64_t *i
 /* Unread count of user, or -1. */
 int64_t store_unread_count(struct store *s, const char *user);
 
+/* ---- webhooks: endpoints and the delivery outbox -------------------------- */
+
+struct store_webhook {
+	const char *id, *url, *secret;
+	const char *old_secret;         /* NULL: none */
+	int64_t old_secret_until_ms;    /* 0: none */
+	const char *events;             /* JSON array text */
+	const char *rooms;              /* JSON array text, NULL: every room */
+	int max_attempts, timeout_ms;
+	bool enabled;
+	const char *disabled_reason;    /* NULL while enabled */
+	int failures;                   /* consecutive */
+	int64_t paused_until_ms;        /* 0: the breaker is closed */
+	const char *created_at;
+};
+/* Inserts the endpoint, or updates it in place when its id exists; 0 or -1. */
+int store_webhook_put(struct store *s, const struct store_webhook *w);
+/* Deletes the endpoint and its deliveries; 1, 0 when there was none, or -1. */
+int store_webhook_delete(struct store *s, const char *id);
+/* Every endpoint, oldest first, as objects with the columns of
+ * webhook_endpoints (events and rooms still JSON text); NULL on error. */
+json_t *store_webhooks(struct store *s);
+
+/* Queues a delivery (status pending); returns its id or -1. room may be NULL
+ * (seq is then 0 and stored as NULL). */
+int64_t store_delivery_add(struct store *s, const char *endpoint, const char *event,
+			   const char *room, int64_t seq, const char *body, size_t len,
+			   int64_t next_attempt_ms, const char *ts);
+/* The delivery as an object with the columns of webhook_deliveries but body;
+ * NULL when there is none or on error. */
+json_t *store_delivery_get(struct store *s, int64_t id);
+/* Sets a delivery's state; 0 for next_attempt_ms or last_status stores NULL. */
+int store_delivery_update(struct store *s, int64_t id, const char *status, int attempts,
+			  int64_t next_attempt_ms, int last_status, const char *last_error,
+			  const char *ts);
+/* An endpoint's deliveries, newest first, ids < before when before > 0, only
+ * those in status when it is not NULL; NULL on error. */
+json_t *store_deliveries(struct store *s, const char *endpoint, const char *status, int limit,
+			 int64_t before);
+/* Deliveries still to be sent (pending or failed), and dead ones; 0 or -1. */
+int store_delivery_counts(struct store *s, int64_t *queued, int64_t *dead);
+
 #endif
