@@ -535,7 +535,7 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 		respond_error(c, 503, "unavailable", "hub unavailable");
 		return;
 	}
-	json_t *msgs = json_object_get(v, "messages");
+	json_t *msgs = json_object_get(v, "messages"), *wh = json_object_get(v, "webhooks");
 	struct buf b = { 0 };
 	struct { const char *name, *help, *type; json_t *val; } m[] = {
 		{ "herald_connections", "Open client connections", "gauge", json_object_get(v, "connections") },
@@ -550,6 +550,14 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 		{ "herald_rate_limited_total", "Client messages refused by the rate limit", "counter", json_object_get(msgs, "rate_limited") },
 		{ "herald_commits_total", "Hub transactions", "counter", json_object_get(v, "commits") },
 		{ "herald_uptime_seconds", "Seconds since the hub started", "gauge", json_object_get(v, "uptime") },
+		{ "herald_webhook_endpoints", "Registered webhook endpoints", "gauge", json_object_get(wh, "endpoints") },
+		{ "herald_webhook_queued", "Webhook deliveries waiting to be sent", "gauge", json_object_get(wh, "queued") },
+		{ "herald_webhook_dead", "Webhook deliveries given up on", "gauge", json_object_get(wh, "dead") },
+		{ "herald_webhook_deliveries_created_total", "Webhook deliveries queued", "counter", json_object_get(wh, "created") },
+		{ "herald_webhook_attempts_succeeded_total", "Webhook attempts answered 2xx", "counter", json_object_get(wh, "succeeded") },
+		{ "herald_webhook_attempts_failed_total", "Webhook attempts that failed", "counter", json_object_get(wh, "failed") },
+		{ "herald_webhook_in_flight", "Webhook attempts in flight in the courier", "gauge",
+		  json_object_get(json_object_get(wh, "courier"), "in_flight") },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(m); i++)
 		buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m[i].name, m[i].help,

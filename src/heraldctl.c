@@ -465,6 +465,84 @@ static int cmd_kick(int argc, char **argv)
 	return rc;
 }
 
+/* webhooks SUBCOMMAND ...: the /api/webhooks routes. */
+static int cmd_webhooks(int argc, char **argv)
+{
+	const char *pos[3], *events = NULL, *rooms = NULL, *secret = NULL, *attempts = NULL,
+		   *timeout = NULL, *status = NULL, *limit = NULL;
+	const struct opt opts[] = {
+		{ "--events", &events }, { "--rooms", &rooms }, { "--secret", &secret },
+		{ "--max-attempts", &attempts }, { "--timeout-ms", &timeout },
+		{ "--status", &status }, { "--limit", &limit }, { NULL, NULL },
+	};
+	int n = args_split(argc, argv, opts, pos, 3);
+	const char *sub = n ? pos[0] : "list";
+	struct buf path = { 0 };
+	buf_appends(&path, "/api/webhooks");
+	if (n >= 2 && strcmp(sub, "add") != 0) {
+		buf_appends(&path, "/");
+		url_escape(&path, pos[1]);
+	}
+	const char *method = "GET";
+	json_t *body = NULL;
+	int need = 2;               /* positional arguments, the subcommand included */
+	if (strcmp(sub, "add") == 0) {
+		if (n != 2 || !events)
+			die_usage("%s", "webhooks add needs URL and --events a,b");
+		method = "POST";
+		body = json_pack("{s:s, s:o}", "url", pos[1], "events", arg_list(events));
+		if (rooms)
+			json_object_set_new(body, "rooms", arg_list(rooms));
+		if (secret)
+			json_object_set_new(body, "secret", json_string(secret));
+		if (attempts)
+			json_object_set_new(body, "max_attempts",
+					    json_integer(arg_long("--max-attempts", attempts)));
+		if (timeout)
+			json_object_set_new(body, "timeout_ms",
+					    json_integer(arg_long("--timeout-ms", timeout)));
+	} else if (strcmp(sub, "list") == 0) {
+		need = 1;
+	} else if (strcmp(sub, "rm") == 0) {
+		method = "DELETE";
+	} else if (strcmp(sub, "enable") == 0 || strcmp(sub, "disable") == 0) {
+		method = "PATCH";
+		body = json_pack("{s:b}", "enabled", sub[0] == 'e');
+	} else if (strcmp(sub, "rotate") == 0) {
+		method = "PATCH";
+		body = secret ? json_pack("{s:s}", "secret", secret) : json_pack("{s:b}", "rotate_secret", 1);
+	} else if (strcmp(sub, "test") == 0) {
+		method = "POST";
+		buf_appends(&path, "/test");
+	} else if (strcmp(sub, "deliveries") == 0) {
+		buf_appends(&path, "/deliveries");
+		char sep = '?';
+		if (status) {
+			buf_printf(&path, "%cstatus=", sep);
+			url_escape(&path, status);
+			sep = '&';
+		}
+		if (limit)
+			buf_printf(&path, "%climit=%ld", sep, arg_long("--limit", limit));
+	} else if (strcmp(sub, "retry") == 0) {
+		need = 3;
+		method = "POST";
+		if (n == 3) {
+			buf_appends(&path, "/deliveries/");
+			url_escape(&path, pos[2]);
+			buf_appends(&path, "/retry");
+		}
+	} else if (strcmp(sub, "show") != 0) {
+		die_usage("unknown webhooks subcommand '%s'", sub);
+	}
+	if (MAX(n, 1) != need)
+		die_usage("webhooks %s needs %s", sub, need == 3 ? "ID and DELIVERY" : "ID");
+	buf_append(&path, "", 1);
+	int rc = api_print(method, path.data, body);
+	buf_free(&path);
+	return rc;
+}
+
 static int cmd_api(int argc, char **argv)
 {
 	const char *pos[3];
@@ -1010,6 +1088,11 @@ static const struct verb {
 	{ "history", cmd_history, "ROOM [--since SEQ] [--limit N]", "stored messages of a room" },
 	{ "connections", cmd_connections, "[--user U]", "list connections" },
 	{ "kick", cmd_kick, "ID | --user U", "close a connection, or all of a user's" },
+	{ "webhooks", cmd_webhooks,
+	  "[list] | add URL --events a,b [--rooms g,g] [--secret S] [--max-attempts N] "
+	  "[--timeout-ms N] | show|rm|test|enable|disable ID | rotate ID [--secret S] | "
+	  "deliveries ID [--status S] [--limit N] | retry ID DELIVERY",
+	  "manage webhook endpoints and their deliveries" },
 	{ "api", cmd_api, "METHOD PATH [JSON]", "call any API route (e.g. GET /api/stats)" },
 	{ "tail", cmd_tail, "ROOM [--since SEQ] [--epoch E] [--token T]",
 	  "print a room's events as JSON lines" },

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from conftest import free_ports, wait_until
+import subprocess
+
+from conftest import HERALDCTL, free_ports
 
 CLOSED = f"http://127.0.0.1:{free_ports(1)[0]}/hook"
 
@@ -202,7 +204,10 @@ def test_test_event_ignores_the_filter(herald):
     body = json.loads(row["body"])
     assert body["type"] == "webhook.test" and body["room"] is None and body["seq"] is None
     stats = herald.api("GET", "/api/stats").json()["webhooks"]
-    assert stats["endpoints"] == 1 and stats["created"] >= 1
+    assert stats["endpoints"] == 1 and stats["created"] == 1
+    metrics = herald.api("GET", "/metrics").text
+    assert "herald_webhook_endpoints 1\n" in metrics
+    assert "herald_webhook_deliveries_created_total 1\n" in metrics
 
 
 def test_every_acknowledged_message_has_its_delivery_after_kill_9(herald):
@@ -220,3 +225,28 @@ def test_every_acknowledged_message_has_its_delivery_after_kill_9(herald):
     assert got == set(acked)
     assert len(rows(herald, wh)) == 200
     assert herald.api("GET", "/api/webhooks").json()["webhooks"][0]["id"] == wh["id"]
+
+
+def test_heraldctl_webhooks(herald):
+    def ctl(*args, ok=True):
+        p = subprocess.run([HERALDCTL, "-c", herald.conf, "webhooks", *args],
+                           capture_output=True, text=True, timeout=30)
+        assert (p.returncode == 0) == ok, (args, p.stdout, p.stderr)
+        return json.loads(p.stdout) if ok else p.stderr
+
+    wh = ctl("add", CLOSED, "--events", "order.*, race.*", "--rooms", "race:*",
+             "--max-attempts", "4")
+    assert wh["events"] == ["order.*", "race.*"] and wh["rooms"] == ["race:*"]
+    assert wh["max_attempts"] == 4 and wh["secret"].startswith("whsec_")
+    assert [w["id"] for w in ctl("list")["webhooks"]] == [wh["id"]]
+    assert ctl("show", wh["id"])["id"] == wh["id"]
+    assert ctl("disable", wh["id"])["enabled"] is False
+    assert ctl("enable", wh["id"])["enabled"] is True
+    assert ctl("rotate", wh["id"])["secret"] != wh["secret"]
+    d = ctl("test", wh["id"])
+    assert d["event"] == "webhook.test"
+    assert [x["id"] for x in ctl("deliveries", wh["id"], "--limit", "5")["deliveries"]] == [d["id"]]
+    assert "not_found" in ctl("retry", wh["id"], "msg_999999", ok=False)
+    assert "needs" in ctl("retry", wh["id"], ok=False)
+    assert ctl("rm", wh["id"])["deleted"] is True
+    assert "not_found" in ctl("show", wh["id"], ok=False)
