@@ -38,6 +38,7 @@ struct link {
 };
 
 struct pub;
+struct pub_room;
 
 /* A room as the hub sees it: sequence state and which workers want it.
  * It is loaded when something needs it and freed when idle (retention.c);
@@ -53,6 +54,7 @@ struct hub_room {
 	/* throttle: publishes inside the window wait; only the newest is kept */
 	int64_t window_end;        /* mono ms */
 	struct pub *held;
+	struct pub_room *superseded;  /* replaced by held, answered when it commits */
 	ev_timer throttle_timer;
 	bool prune_hot;            /* on the retention's list of rooms behind */
 	bool uncommitted;          /* created in the open transaction */

@@ -19,16 +19,19 @@ enum pub_state {
 	PUB_RELEASED,              /* its throttle window ended: store now */
 	PUB_HELD,                  /* waiting in a throttle window */
 	PUB_STORED,                /* sequenced in the open transaction */
+	PUB_SUPERSEDED,            /* replaced: waits for its replacement's commit */
 	PUB_DONE,                  /* committed and routed, or settled otherwise */
 };
 
 struct pub_room {
+	struct pub *pub;
 	struct hub_room *room;
 	enum pub_state state;
 	int64_t seq;               /* 0 when not stored (superseded) */
 	int64_t old_seq;           /* to undo a failed commit */
 	bool duplicate;            /* idempotency key seen: seq is the original */
 	bool superseded;           /* a newer publish won the throttle window */
+	struct pub_room *next_superseded;   /* on room->superseded */
 };
 
 /* One publish request, for one or many rooms. */
@@ -42,6 +45,7 @@ struct pub {
 	bool from_client;
 	bool queued;               /* on the batch list */
 	bool placing;              /* has rooms to place in the current batch */
+	bool failed;               /* a commit it depended on failed: answer 503 */
 	size_t nrooms;
 	struct pub_room *rooms;
 	size_t held;               /* rooms in PUB_HELD */
@@ -178,17 +182,19 @@ static int pub_place(struct pub *p, struct pub_room *pr, int64_t mono)
 	int throttle = ns ? ns->throttle_ms : 0;
 	if (throttle > 0 && pr->state == PUB_NEW && mono < r->window_end) {
 		if (r->held) {
-			/* The newest wins: the one waiting is answered as superseded. */
+			/* The newest wins: the one waiting is answered as superseded,
+			 * with the outcome of the commit that stores its replacement. */
 			struct pub *old = r->held;
 			for (size_t i = 0; i < old->nrooms; i++) {
-				if (old->rooms[i].room == r && old->rooms[i].state == PUB_HELD) {
-					old->rooms[i].state = PUB_DONE;
-					old->rooms[i].superseded = true;
+				struct pub_room *or = &old->rooms[i];
+				if (or->room == r && or->state == PUB_HELD) {
+					or->state = PUB_SUPERSEDED;
+					or->superseded = true;
+					or->next_superseded = r->superseded;
+					r->superseded = or;
 					old->held--;
 				}
 			}
-			if (old->held == 0)
-				batch_add(old);     /* to be answered after this commit */
 		}
 		r->held = p;
 		p->held++;
@@ -263,6 +269,36 @@ static void jobs_finish(struct hub_job *list, bool ok)
 	}
 }
 
+/* Answers and frees a publish whose rooms are all settled. */
+static void pub_finish(struct pub *p)
+{
+	if (!pub_settled(p))
+		return;
+	if (p->failed)
+		hub_reply_error(p->from, p->req, 503, "unavailable", "database write failed");
+	else
+		pub_answer(p);
+	pub_free(p);
+}
+
+/* The publish that replaced r's superseded ones has committed (or failed):
+ * each of them is settled with that outcome, and answered once all its
+ * rooms are (unless it is still on the batch list, which answers it). */
+static void settle_superseded(struct hub_room *r, bool ok)
+{
+	struct pub_room *pr = r->superseded;
+	r->superseded = NULL;
+	while (pr) {
+		struct pub_room *next = pr->next_superseded;
+		struct pub *p = pr->pub;
+		pr->state = PUB_DONE;
+		p->failed |= !ok;
+		if (!p->queued)
+			pub_finish(p);
+		pr = next;
+	}
+}
+
 /* Group commit: everything that arrived in this loop turn, one transaction;
  * nothing is delivered or acknowledged before the commit succeeded. When it
  * fails, every publish that had rooms to place in it is answered 503 (a
@@ -315,15 +351,20 @@ static void commit_batch(void)
 		if (!ok && p->placing) {
 			for (size_t i = 0; i < p->nrooms; i++) {
 				struct pub_room *pr = &p->rooms[i];
+				struct hub_room *r = pr->room;
 				/* The first seq a room handed out in this batch is the
 				 * smallest old_seq: what the database still holds. */
 				if (pr->state == PUB_STORED)
-					pr->room->last_seq = MIN(pr->room->last_seq, pr->old_seq);
-				if (pr->room->held == p)
-					pr->room->held = NULL;
+					r->last_seq = MIN(r->last_seq, pr->old_seq);
+				if (pr->state == PUB_STORED || r->held == p)
+					settle_superseded(r, false);
+				if (r->held == p)
+					r->held = NULL;
+				if (pr->state != PUB_SUPERSEDED)
+					pr->state = PUB_DONE;
 			}
-			hub_reply_error(p->from, p->req, 503, "unavailable", "database write failed");
-			pub_free(p);
+			p->failed = true;
+			pub_finish(p);
 			continue;
 		}
 		for (size_t i = 0; i < p->nrooms; i++) {
@@ -332,11 +373,9 @@ static void commit_batch(void)
 				continue;
 			route(pr->room, pr->seq, p->event, p->data, p->data_len);
 			pr->state = PUB_DONE;
+			settle_superseded(pr->room, true);
 		}
-		if (pub_settled(p)) {
-			pub_answer(p);
-			pub_free(p);
-		}
+		pub_finish(p);
 	}
 	jobs_finish(jobs, ok);
 	outbox_committed(ok);
@@ -394,6 +433,7 @@ void pipeline_publish(struct link *l, struct ipc_reader *r)
 	p->rooms = xcalloc(n, sizeof(*p->rooms));
 	for (uint32_t i = 0; i < n; i++) {
 		char name[ROOM_MAX + 1];
+		p->rooms[i].pub = p;
 		ipc_get_str(r, name, sizeof(name));
 		if (r->err)
 			break;
@@ -436,5 +476,8 @@ void pipeline_link_lost(struct link *l)
 		struct hub_room *r = e->val;
 		if (r->held && r->held->from == l)
 			r->held->from = NULL;
+		for (struct pub_room *pr = r->superseded; pr; pr = pr->next_superseded)
+			if (pr->pub->from == l)
+				pr->pub->from = NULL;
 	}
 }

@@ -29,6 +29,7 @@ struct session {
 	size_t nsubs, cap;
 	double tokens;              /* rate limit bucket */
 	ev_tstamp refilled;
+	int subscribe_credits;      /* subscribes not charged to the bucket */
 };
 
 /* ---- replies ---------------------------------------------------------------------- */
@@ -588,6 +589,8 @@ void session_open(struct conn *c, struct jwt_claims *claims)
 	c->session = s;
 	s->tokens = worker.cfg->rate_burst;
 	s->refilled = ev_now(worker.loop);
+	/* Filling the room allowance one subscribe at a time is not abuse. */
+	s->subscribe_credits = worker.cfg->max_rooms_per_connection;
 	ev_init(&s->auth_timer, auth_timer_cb);
 	s->auth_timer.data = s;
 	if (claims) {
@@ -636,10 +639,12 @@ void session_message(struct conn *c, int opcode, const char *p, size_t n)
 		on_auth(s, msg, id);
 	} else if (!s->authenticated && !worker.cfg->allow_anonymous) {
 		send_error(c, id, "auth_required", "authenticate first");
-	} else if (strcmp(type, "subscribe") == 0) {
-		on_subscribe(s, msg, id, false);
-	} else if (strcmp(type, "resume") == 0) {
-		on_subscribe(s, msg, id, true);
+	} else if (strcmp(type, "subscribe") == 0 || strcmp(type, "resume") == 0) {
+		if (s->subscribe_credits > 0) {
+			s->subscribe_credits--;
+			s->tokens += 1;
+		}
+		on_subscribe(s, msg, id, type[0] == 'r');
 	} else if (strcmp(type, "unsubscribe") == 0) {
 		on_unsubscribe(s, msg, id);
 	} else if (strcmp(type, "subscriptions") == 0) {
