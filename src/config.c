@@ -58,6 +58,7 @@ static const struct config_key config_keys[] = {
 	KEY(workers,                  CONFIG_WORKERS,    1, MAX_WORKERS, "auto"),
 	KEY(database,                 CONFIG_STR,        0, 0, "./var/herald.db"),
 	{ "durability", CONFIG_DURABILITY, offsetof(struct config, durability_full), 0, 0, "normal" },
+	KEY(max_database_size,        CONFIG_SIZE,       0, 1024 * GIB, "0"),
 	KEY(api_key,                  CONFIG_STR_OPT,    0, 0, NULL),
 	KEY(jwt_secret,               CONFIG_STR_OPT,    0, 0, NULL),
 	KEY(jwt_public_key,           CONFIG_STR_OPT,    0, 0, NULL),

@@ -26,6 +26,7 @@ struct config {
 	int workers;                /* resolved: "auto" = number of CPUs */
 	char *database;             /* "./var/herald.db" */
 	bool durability_full;       /* durability = full */
+	size_t max_database_size;   /* bytes; 0 = only the disk limits it */
 	char *api_key;
 	char *jwt_secret;           /* HS256 */
 	char *jwt_public_key;       /* Ed25519, base64 */

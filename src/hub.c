@@ -491,6 +491,8 @@ static void master_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		free(hub.cfg);
 	}
 	hub.cfg = fresh;
+	if (store_limit_size(hub.store, fresh->max_database_size) < 0)
+		log_error("event=reload_failed error=\"%s\"", store_errmsg(hub.store));
 	log_set_level((enum log_level)fresh->log_level);
 	log_info("event=reloaded");
 }
@@ -515,6 +517,8 @@ void hub_main(struct proc_ctx *ctx)
 			       sizeof(err));
 	if (!hub.store)
 		fatal("event=database_failed path=%s error=\"%s\"", ctx->cfg->database, err);
+	if (store_limit_size(hub.store, ctx->cfg->max_database_size) < 0)
+		fatal("event=database_failed error=\"%s\"", store_errmsg(hub.store));
 	hub.db_writable = store_writable(hub.store);
 
 	ipc_chan_open(&h.master, loop, ctx->master_fd, master_msg, master_lost, NULL);

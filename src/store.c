@@ -855,6 +855,19 @@ int64_t store_unread_count(struct store *s, const char *user)
 	return n;
 }
 
+int store_limit_size(struct store *s, size_t bytes)
+{
+	int64_t page, now;
+	if (store_query_int(s, "PRAGMA page_size", &page) < 0)
+		return -1;
+	/* 0: as large as SQLite allows. A limit below the file's size leaves it
+	 * as it is, refusing only growth. */
+	int64_t pages = bytes ? (int64_t)(bytes / (size_t)page) : 4294967294LL;
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)MAX(pages, 1));
+	return store_query_int(s, sql, &now);
+}
+
 /* ---- webhooks: endpoints and the delivery outbox (hub) -------------------- */
 
 /* Binds v, or NULL when v is 0 (an optional integer column). */

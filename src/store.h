@@ -110,6 +110,10 @@ int store_notifications_read(struct store *s, const char *user, const int64_t *i
 /* Unread count of user, or -1. */
 int64_t store_unread_count(struct store *s, const char *user);
 
+/* Caps the database file at about bytes (0: no cap): a write that would grow
+ * it further fails as with a full disk (SQLITE_FULL). 0 or -1. */
+int store_limit_size(struct store *s, size_t bytes);
+
 /* ---- webhooks: endpoints and the delivery outbox -------------------------- */
 
 struct store_webhook {
