@@ -29,6 +29,14 @@ static void read_fields(uint16_t type, struct ipc_reader *r)
 	case IPC_REPLY:
 		ipc_get_u64(r); ipc_get_u32(r); ipc_get_bytes(r, &len);
 		break;
+	case IPC_WEBHOOK_RESULT:
+		ipc_get_u64(r); ipc_get_u32(r); ipc_get_u32(r); ipc_get_u32(r);
+		ipc_get_bytes(r, &len); ipc_get_u64(r); ipc_get_u32(r);
+		break;
+	case IPC_WEBHOOK_SETTLED:
+		ipc_get_u64(r); ipc_get_str(r, s, sizeof(s)); ipc_get_u8(r); ipc_get_u32(r);
+		ipc_get_u64(r);
+		break;
 	default:
 		while (!r->err && r->left)
 			ipc_get_bytes(r, &len);
