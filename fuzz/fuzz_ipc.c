@@ -24,7 +24,8 @@ static void read_fields(uint16_t type, struct ipc_reader *r)
 		break;
 	}
 	case IPC_DELIVER:
-		ipc_get_str(r, s, sizeof(s)); ipc_get_u64(r); ipc_get_bytes(r, &len);
+		ipc_get_str(r, s, sizeof(s)); ipc_get_u64(r); ipc_get_str(r, s, sizeof(s));
+		ipc_get_bytes(r, &len);
 		break;
 	case IPC_REPLY:
 		ipc_get_u64(r); ipc_get_u32(r); ipc_get_bytes(r, &len);

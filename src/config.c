@@ -73,6 +73,8 @@ static const struct config_key config_keys[] = {
 	KEY(max_connections,          CONFIG_INT,        1, 10000000, "100000"),
 	KEY(max_connections_per_ip,   CONFIG_INT,        1, INT_MAX, "1000"),
 	KEY(max_connections_per_user, CONFIG_INT,        1, INT_MAX, "20"),
+	KEY(max_handshakes,           CONFIG_INT,        1, 10000000, "4096"),
+	KEY(max_handshakes_per_ip,    CONFIG_INT,        1, 10000000, "64"),
 	KEY(max_rooms_per_connection, CONFIG_INT,        1, 1000000, "100"),
 	KEY(max_message_size,         CONFIG_SIZE,       1, GIB, "65536"),
 	KEY(max_body_size,            CONFIG_SIZE,       1, GIB, "1048576"),

@@ -44,6 +44,8 @@ struct config {
 	int max_connections;            /* per worker */
 	int max_connections_per_ip;
 	int max_connections_per_user;
+	int max_handshakes;             /* per worker: sockets not yet upgraded */
+	int max_handshakes_per_ip;
 	int max_rooms_per_connection;
 	size_t max_message_size;        /* bytes of one WebSocket message */
 	size_t max_body_size;           /* bytes of one HTTP request body */

@@ -23,14 +23,87 @@
 #define READ_CHUNK 16384
 #define HTTP_PIPELINE 16       /* requests of one connection in the works at once */
 #define CLOSE_GRACE 2.0        /* seconds to wait for the peer's close frame */
+#define HANDSHAKE_GRACE_MS 1000
 
 static struct conn *conns;     /* every open connection */
 static size_t nconns;
 static struct conn *dirty;     /* queued output since the last flush */
 static struct conn *dead;      /* closed, to free after the loop turn */
 
+/* Client sockets that have not finished their HTTP handshake, oldest first,
+ * with a count per address: idle or slow handshakes past a budget make way
+ * for new ones, oldest first, so a flood of them costs little and never
+ * locks a well-behaved client out. */
+static struct conn *hs_head, *hs_tail;
+static size_t nhandshakes;
+static struct map hs_per_ip;   /* ip -> count */
+
 static void process_input(struct conn *c);
 static bool flush_one(struct conn *c);
+
+size_t conn_handshakes(void)
+{
+	return nhandshakes;
+}
+
+static intptr_t hs_count_add(uint32_t ip, intptr_t delta)
+{
+	intptr_t n = (intptr_t)map_get_u64(&hs_per_ip, ip) + delta;
+	if (n > 0)
+		map_put_u64(&hs_per_ip, ip, (void *)n);
+	else
+		map_del_u64(&hs_per_ip, ip);
+	return n;
+}
+
+static void handshake_done(struct conn *c)
+{
+	if (!c->handshaking)
+		return;
+	c->handshaking = false;
+	if (c->hs_prev)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		hs_head = c->hs_next;
+	if (c->hs_next)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		hs_tail = c->hs_prev;
+	nhandshakes--;
+	hs_count_add(c->ip, -1);
+}
+
+/* Makes room for one more handshake, then counts c in. Past the budget of
+ * its address, the oldest handshake of that address goes, once it has had
+ * HANDSHAKE_GRACE_MS (a burst through a proxy is not a flood); past the
+ * worker's budget, the oldest of all goes. */
+static void handshake_start(struct conn *c)
+{
+	const struct config *cfg = worker.cfg;
+	struct conn *victim = NULL;
+	if (nhandshakes >= (size_t)cfg->max_handshakes) {
+		victim = hs_head;
+	} else if ((intptr_t)map_get_u64(&hs_per_ip, c->ip) >= cfg->max_handshakes_per_ip) {
+		for (victim = hs_head; victim && victim->ip != c->ip; victim = victim->hs_next)
+			;
+		if (victim && c->connected_at - victim->connected_at < HANDSHAKE_GRACE_MS)
+			victim = NULL;
+	}
+	if (victim) {
+		worker.stats.handshakes_evicted++;
+		conn_close(victim, "handshake evicted");
+	}
+	c->handshaking = true;
+	c->hs_prev = hs_tail;
+	c->hs_next = NULL;
+	if (hs_tail)
+		hs_tail->hs_next = c;
+	else
+		hs_head = c;
+	hs_tail = c;
+	nhandshakes++;
+	hs_count_add(c->ip, 1);
+}
 
 size_t conn_count(void)
 {
@@ -58,6 +131,7 @@ void conn_close(struct conn *c, const char *why)
 		  conn_addr(c), why);
 	if (c->session)
 		session_close(c);
+	handshake_done(c);
 	ev_io_stop(worker.loop, &c->io);
 	ev_timer_stop(worker.loop, &c->timer);
 	close(c->fd);
@@ -403,6 +477,7 @@ void conn_ws_upgrade(struct conn *c, const struct http_request *req, const char 
 	conn_send_bytes(c, out.data, out.len);
 	buf_free(&out);
 	c->state = CONN_WS;
+	handshake_done(c);
 	c->echo = echo;
 	ws_reader_init(&c->ws, worker.cfg->max_message_size, true);
 	worker.stats.ws_opened++;
@@ -607,6 +682,8 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	nconns++;
 	map_put_u64(&worker.conns, c->id, c);
 	worker.stats.accepted++;
+	if (listener == LISTENER_CLIENT)
+		handshake_start(c);
 }
 
 int conn_accept_all(int lfd, enum conn_listener listener)

@@ -59,7 +59,12 @@ struct conn {
 	struct session *session; /* the client protocol, for /ws */
 
 	struct conn *prev, *next;  /* the worker's list of connections */
+	bool handshaking;          /* on the list of handshakes, oldest first */
+	struct conn *hs_prev, *hs_next;
 };
+
+/* Client connections still in their HTTP handshake. */
+size_t conn_handshakes(void);
 
 /* Accepts everything pending on a listening socket. Returns -1 when the
  * process is out of descriptors (the caller pauses accepting), else 0. */

@@ -44,31 +44,47 @@ struct hub_room *hub_room_find(const char *name)
 	return map_get(&hub.rooms, name, strlen(name));
 }
 
-struct hub_room *hub_room_get(const char *name)
+/* Loads a room from the database, making its row when create is set and it
+ * has none; NULL when it has none (or the database failed, logged). */
+static struct hub_room *room_load(const char *name, bool create)
 {
-	struct hub_room *r = hub_room_find(name);
-	if (r)
-		return r;
 	struct store_room sr;
-	if (store_room_get(hub.store, name, true, &sr) != 1) {
-		log_error("event=room_create_failed room=%s error=\"%s\"", name,
-			  store_errmsg(hub.store));
+	int found = store_room_get(hub.store, name, false, &sr);
+	bool made = found == 0 && create;
+	if (made)
+		found = store_room_get(hub.store, name, true, &sr);
+	if (found < 0)
+		log_error("event=room_load_failed room=%s error=\"%s\"", name, store_errmsg(hub.store));
+	if (found != 1)
 		return NULL;
-	}
-	r = xcalloc(1, sizeof(*r));
+	struct hub_room *r = xcalloc(1, sizeof(*r));
 	r->name = xstrdup(name);
 	r->id = sr.id;
 	memcpy(r->epoch, sr.epoch, sizeof(r->epoch));
 	r->last_seq = sr.last_seq;
 	pipeline_room_init(r);
 	map_put(&hub.rooms, name, strlen(name), r);
-	if (hub.in_txn) {
+	if (made) {
+		/* The hub keeps nothing of a room before its first message, not even
+		 * which workers subscribed to it: they all hear of its first
+		 * messages, and those without subscribers say so (ROOM_LEAVE). */
+		for (int s = 0; s < HUB_MAX_LINKS; s++)
+			if (hub.links[s])
+				r->workers |= 1ULL << s;
+	}
+	if (made && hub.in_txn) {
 		/* Its row may be rolled back, and its id reused by the database. */
 		r->uncommitted = true;
 		xgrow(&h.uncommitted, &h.cap, h.nuncommitted + 1, sizeof(*h.uncommitted));
 		h.uncommitted[h.nuncommitted++] = r;
 	}
 	return r;
+}
+
+struct hub_room *hub_room_get(const char *name)
+{
+	struct hub_room *r = hub_room_find(name);
+	return r ? r : room_load(name, true);
 }
 
 void hub_room_free(struct hub_room *r)
@@ -94,13 +110,14 @@ void hub_rooms_rollback(void)
 	h.nuncommitted = 0;
 }
 
-static void send_room_state(struct link *l, struct hub_room *r)
+/* A room without a row has had no message: no epoch yet, seq 0. */
+static void send_room_state(struct link *l, const char *name, const struct hub_room *r)
 {
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_ROOM_STATE);
-	ipc_put_cstr(&b, r->name);
-	ipc_put_cstr(&b, r->epoch);
-	ipc_put_u64(&b, (uint64_t)r->last_seq);
+	ipc_put_cstr(&b, name);
+	ipc_put_cstr(&b, r ? r->epoch : "");
+	ipc_put_u64(&b, r ? (uint64_t)r->last_seq : 0);
 	ipc_end(&b, m);
 	ipc_chan_send(&l->ch, &b);
 	buf_free(&b);
@@ -148,7 +165,7 @@ static json_t *room_json(const struct hub_room *r)
 	int64_t first = store_first_seq(hub.store, r->name);
 	return json_pack("{s:s, s:s, s:I, s:I, s:I}", "room", r->name, "epoch", r->epoch,
 			 "seq", (json_int_t)r->last_seq, "first_seq", (json_int_t)MAX(first, 0),
-			 "subscribers", (json_int_t)r->subscribers);
+			 "subscribers", (json_int_t)registry_subscribers(r->name));
 }
 
 struct rooms_ctx {
@@ -161,17 +178,16 @@ static int rooms_each(int64_t id, const char *name, int64_t last_seq, void *arg)
 	struct rooms_ctx *rc = arg;
 	if (rc->prefix && strncmp(name, rc->prefix, strlen(rc->prefix)) != 0)
 		return 0;
-	struct hub_room *r = hub_room_find(name);
 	json_array_append_new(rc->arr, json_pack("{s:s, s:I, s:I}", "room", name, "seq",
 						 (json_int_t)last_seq, "subscribers",
-						 (json_int_t)(r ? r->subscribers : 0)));
+						 (json_int_t)registry_subscribers(name)));
 	return json_array_size(rc->arr) >= 10000;
 }
 
 static json_t *stats_json(void)
 {
 	json_t *workers = json_array();
-	json_int_t delivered = 0, slow = 0, limited = 0;
+	json_int_t delivered = 0, slow = 0, limited = 0, handshakes = 0, evicted = 0;
 	for (int s = 0; s < HUB_MAX_LINKS; s++) {
 		struct link *l = hub.links[s];
 		if (!l || !l->stats)
@@ -180,16 +196,14 @@ static json_t *stats_json(void)
 		delivered += json_integer_value(json_object_get(l->stats, "delivered"));
 		slow += json_integer_value(json_object_get(l->stats, "slow_closed"));
 		limited += json_integer_value(json_object_get(l->stats, "rate_limited"));
+		handshakes += json_integer_value(json_object_get(l->stats, "handshakes"));
+		evicted += json_integer_value(json_object_get(l->stats, "handshakes_evicted"));
 	}
-	size_t active = 0;
-	struct map_iter it = { 0 };
-	struct map_entry *e;
-	while ((e = map_next(&hub.rooms, &it)))
-		active += ((struct hub_room *)e->val)->subscribers > 0;
-	json_t *st = json_pack("{s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I}",
-			       "rooms", (json_int_t)active,
+	json_t *st = json_pack("{s:I, s:I, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I}",
+			       "rooms", (json_int_t)registry_rooms(),
 			       "rooms_loaded", (json_int_t)hub.rooms.count,
 			       "workers", workers,
+			       "handshakes", "open", handshakes, "evicted", evicted,
 			       "messages", "published", (json_int_t)hub.published,
 			       "delivered", delivered, "duplicates", (json_int_t)hub.duplicates,
 			       "slow_consumers_closed", slow, "rate_limited", limited,
@@ -212,11 +226,14 @@ static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
 		hub_reply_json(l, req, 200, json_pack("{s:o}", "rooms", rc.arr));
 	} else if (strcmp(op, "room") == 0 && room) {
 		struct hub_room *hr = hub_room_find(room);
-		struct store_room sr;
-		if (!hr && store_room_get(hub.store, room, false, &sr) == 1)
-			hr = hub_room_get(room);
+		if (!hr)
+			hr = room_load(room, false);
 		if (hr)
 			hub_reply_json(l, req, 200, room_json(hr));
+		else if (registry_subscribers(room))     /* subscribed, no message yet */
+			hub_reply_json(l, req, 200, json_pack("{s:s, s:s, s:i, s:i, s:I}", "room", room,
+				"epoch", "", "seq", 0, "first_seq", 0,
+				"subscribers", (json_int_t)registry_subscribers(room)));
 		else
 			hub_reply_error(l, req, 404, "not_found", "no such room");
 	} else {
@@ -360,11 +377,14 @@ static void link_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 	switch (type) {
 	case IPC_ROOM_JOIN: {
 		ipc_get_str(r, room, sizeof(room));
-		struct hub_room *hr = ipc_reader_done(r) ? hub_room_get(room) : NULL;
-		if (hr) {
+		if (!ipc_reader_done(r))
+			return;
+		struct hub_room *hr = hub_room_find(room);
+		if (!hr)
+			hr = room_load(room, false);
+		if (hr)
 			hr->workers |= 1ULL << l->slot;
-			send_room_state(l, hr);
-		}
+		send_room_state(l, room, hr);
 		return;
 	}
 	case IPC_ROOM_LEAVE: {

@@ -49,7 +49,6 @@ struct hub_room {
 	char epoch[STORE_EPOCH_LEN + 1];
 	int64_t last_seq;
 	uint64_t workers;          /* bit per worker slot */
-	size_t subscribers;        /* connections subscribed, over all workers */
 	size_t pubs;               /* publishes in flight that name it */
 	/* throttle: publishes inside the window wait; only the newest is kept */
 	int64_t window_end;        /* mono ms */
@@ -79,7 +78,9 @@ struct hub {
 extern struct hub hub;
 
 /* The room, loaded from the database (and created there) if needed; NULL
- * when the database failed. A room created inside an open transaction is
+ * when the database failed. Only what writes to a room creates it: until its
+ * first message, subscribing to it or reading it leaves no trace in the
+ * database or here. A room created inside an open transaction is
  * forgotten again if that transaction rolls back (hub_rooms_rollback). */
 struct hub_room *hub_room_get(const char *name);
 /* The room if it is loaded, else NULL. */

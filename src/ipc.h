@@ -33,8 +33,9 @@ enum ipc_type {
 	IPC_WORKER_STATS,    /* str json: the worker's counters */
 	IPC_REQUEST,         /* u64 req, str json {"op": ...}: API calls answered by the hub */
 	/* hub -> worker */
-	IPC_ROOM_STATE,      /* str room, str epoch, u64 last_seq: reply to ROOM_JOIN */
-	IPC_DELIVER,         /* str room, u64 seq, str frame payload (encoded event) */
+	IPC_ROOM_STATE,      /* str room, str epoch, u64 last_seq: reply to ROOM_JOIN
+	                        (epoch "" and 0: the room has had no message) */
+	IPC_DELIVER,         /* str room, u64 seq, str epoch, str frame payload (encoded event) */
 	IPC_KICK,            /* u64 conn, u32 close code, str reason */
 	IPC_REPLY,           /* u64 req, u32 status, str json */
 	IPC_HUB_STATUS,      /* u64 connections (all workers), u8 db_writable */

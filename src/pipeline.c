@@ -126,6 +126,7 @@ static void route(struct hub_room *r, int64_t seq, const char *event, const char
 	size_t m = ipc_begin(&b, IPC_DELIVER);
 	ipc_put_cstr(&b, r->name);
 	ipc_put_u64(&b, (uint64_t)seq);
+	ipc_put_cstr(&b, r->epoch);
 	size_t len_at = b.len;
 	ipc_put_u32(&b, 0);
 	size_t start = b.len;

@@ -21,12 +21,15 @@ struct hub_conn {
 	char *user;                /* NULL when anonymous */
 	char addr[INET_ADDRSTRLEN];
 	int64_t connected_at;
-	struct hub_room **rooms;   /* each counted in its room's subscribers */
+	char **rooms;              /* each counted in room_subs */
 	size_t nrooms, cap;
 };
 
 static struct map conns;           /* id -> hub_conn */
 static struct map counts;          /* see count_add */
+/* Subscribers per room name, over all workers. Kept by name, so a room that
+ * has had no message yet costs the hub no room of its own. */
+static struct map room_subs;
 
 /* Connections per user ("u" + name) and per address ("a" + address). */
 static intptr_t count_add(char kind, const char *name, int delta)
@@ -56,28 +59,39 @@ static void send_kick(int slot, uint64_t id, int code, const char *reason)
 	buf_free(&b);
 }
 
-static void conn_room(struct hub_conn *hc, struct hub_room *r, bool joined)
+static void subs_add(const char *room, intptr_t delta)
 {
-	if (joined) {
-		xgrow(&hc->rooms, &hc->cap, hc->nrooms + 1, sizeof(*hc->rooms));
-		hc->rooms[hc->nrooms++] = r;
-		r->subscribers++;
-		return;
-	}
+	size_t len = strlen(room);
+	intptr_t n = (intptr_t)map_get(&room_subs, room, len) + delta;
+	if (n > 0)
+		map_put(&room_subs, room, len, (void *)n);
+	else
+		map_del(&room_subs, room, len);
+}
+
+static void conn_room(struct hub_conn *hc, const char *room, bool joined)
+{
 	for (size_t i = 0; i < hc->nrooms; i++) {
-		if (hc->rooms[i] == r) {
-			hc->rooms[i] = hc->rooms[--hc->nrooms];
-			if (r->subscribers)
-				r->subscribers--;
+		if (strcmp(hc->rooms[i], room) == 0) {
+			if (!joined) {
+				subs_add(room, -1);
+				free(hc->rooms[i]);
+				hc->rooms[i] = hc->rooms[--hc->nrooms];
+			}
 			return;
 		}
+	}
+	if (joined) {
+		xgrow(&hc->rooms, &hc->cap, hc->nrooms + 1, sizeof(*hc->rooms));
+		hc->rooms[hc->nrooms++] = xstrdup(room);
+		subs_add(room, 1);
 	}
 }
 
 static void conn_drop(struct hub_conn *hc)
 {
 	while (hc->nrooms)
-		conn_room(hc, hc->rooms[0], false);
+		conn_room(hc, hc->rooms[hc->nrooms - 1], false);
 	if (hc->user)
 		count_add('u', hc->user, -1);
 	count_add('a', hc->addr, -1);
@@ -135,10 +149,18 @@ void registry_room(struct ipc_reader *r)
 	struct hub_conn *hc = map_get_u64(&conns, ipc_get_u64(r));
 	ipc_get_str(r, room, sizeof(room));
 	bool joined = ipc_get_u8(r) != 0;
-	struct hub_room *hr = !ipc_reader_done(r) || !hc ? NULL
-			      : joined ? hub_room_get(room) : hub_room_find(room);
-	if (hr)
-		conn_room(hc, hr, joined);
+	if (ipc_reader_done(r) && hc)
+		conn_room(hc, room, joined);
+}
+
+size_t registry_subscribers(const char *room)
+{
+	return (size_t)(intptr_t)map_get(&room_subs, room, strlen(room));
+}
+
+size_t registry_rooms(void)
+{
+	return room_subs.count;
 }
 
 void registry_link_lost(struct link *l)
@@ -183,7 +205,7 @@ static json_t *conn_json(const struct hub_conn *hc)
 	ts_format(hc->connected_at, at);
 	json_t *rooms = json_array();
 	for (size_t i = 0; i < hc->nrooms; i++)
-		json_array_append_new(rooms, json_string(hc->rooms[i]->name));
+		json_array_append_new(rooms, json_string(hc->rooms[i]));
 	return json_pack("{s:I, s:o, s:i, s:s, s:o, s:s}", "id", (json_int_t)hc->id,
 			 "user", hc->user ? json_string(hc->user) : json_null(),
 			 "worker", hc->slot + 1, "remote_addr", hc->addr, "rooms", rooms,

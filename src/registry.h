@@ -16,8 +16,10 @@ void registry_room(struct ipc_reader *r);
 /* A worker went away, and its connections with it. */
 void registry_link_lost(struct link *l);
 
-/* Connections over all workers. */
+/* Connections over all workers; subscribers of a room; rooms with any. */
 size_t registry_count(void);
+size_t registry_subscribers(const char *room);
+size_t registry_rooms(void);
 
 /* Adds connections, unique_users, anonymous and user_connections to stats. */
 void registry_stats(json_t *stats);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "registry.h"
 #include "util.h"
 
 #define EVICT_INTERVAL 5.0      /* seconds between sweeps of idle rooms */
@@ -38,7 +39,8 @@ static void evict_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct map_entry *e;
 	while ((e = map_next(&hub.rooms, &it))) {
 		struct hub_room *r = e->val;
-		if (r->workers || r->subscribers || r->pubs || r->prune_hot || r->window_end > mono)
+		if (r->workers || r->pubs || r->prune_hot || r->window_end > mono ||
+		    registry_subscribers(r->name))
 			continue;
 		hub_room_free(r);
 	}

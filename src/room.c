@@ -175,7 +175,9 @@ static void sub_start(struct sub *s, const struct sub_since *since)
 	s->recovered = !(since && since->gap);
 	if (since && since->given) {
 		from = since->seq;
-		if (strcmp(since->epoch, r->epoch) != 0) {
+		/* Seq 0 without an epoch is the start of any history: what a
+		 * client was told of a room before its first message. */
+		if (strcmp(since->epoch, r->epoch) != 0 && (from != 0 || since->epoch[0])) {
 			/* Another history: the client's seq means nothing here. */
 			s->recovered = false;
 			from = r->last_seq;
@@ -283,7 +285,8 @@ void room_on_state(const char *name, const char *epoch, int64_t last_seq)
 		return;
 	bool was_ready = r->ready;
 	int64_t known = r->last_seq;
-	bool same_epoch = strcmp(r->epoch, epoch) == 0;
+	/* A room that had no message has no epoch: what came since is its first. */
+	bool same_epoch = strcmp(r->epoch, epoch) == 0 || !r->epoch[0];
 	snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
 	r->last_seq = last_seq;
 	r->ready = true;
@@ -308,11 +311,19 @@ void room_on_state(const char *name, const char *epoch, int64_t last_seq)
 	replay_schedule();
 }
 
-void room_on_deliver(const char *name, int64_t seq, const char *payload, size_t len)
+void room_on_deliver(const char *name, int64_t seq, const char *epoch, const char *payload,
+		     size_t len)
 {
 	struct room *r = room_find(name);
-	if (!r || !r->ready)
+	if (!r) {
+		/* The first messages of a new room reach every worker. */
+		hub_room_msg(IPC_ROOM_LEAVE, name);
 		return;
+	}
+	if (!r->ready)
+		return;
+	if (!r->epoch[0])
+		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
 	if (seq > r->last_seq)
 		r->last_seq = seq;
 	/* Framed once; every subscriber's queue holds the same buffer. */

@@ -60,7 +60,8 @@ size_t room_count(void);
 
 /* From the hub. */
 void room_on_state(const char *name, const char *epoch, int64_t last_seq);
-void room_on_deliver(const char *name, int64_t seq, const char *payload, size_t len);
+void room_on_deliver(const char *name, int64_t seq, const char *epoch, const char *payload,
+		     size_t len);
 /* The hub (re)connected: register every room again and catch up what was
  * committed but never delivered while it was away. */
 void room_rejoin_all(void);

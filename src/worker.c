@@ -133,9 +133,10 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		size_t plen;
 		ipc_get_str(r, room, sizeof(room));
 		int64_t seq = (int64_t)ipc_get_u64(r);
+		ipc_get_str(r, epoch, sizeof(epoch));
 		const char *payload = ipc_get_bytes(r, &plen);
 		if (ipc_reader_done(r))
-			room_on_deliver(room, seq, payload, plen);
+			room_on_deliver(room, seq, epoch, payload, plen);
 		return;
 	}
 	case IPC_REPLY: {
@@ -299,11 +300,13 @@ static void send_stats(void)
 	int n = snprintf(json, sizeof(json),
 			 "{\"slot\":%d,\"pid\":%d,\"connections\":%zu,\"rooms\":%zu,"
 			 "\"accepted\":%llu,\"delivered\":%llu,\"slow_closed\":%llu,"
-			 "\"rate_limited\":%llu,\"rejected\":%llu}",
+			 "\"rate_limited\":%llu,\"rejected\":%llu,\"handshakes\":%zu,"
+			 "\"handshakes_evicted\":%llu}",
 			 worker.slot, (int)getpid(), conn_count(), room_count(),
 			 (unsigned long long)s->accepted, (unsigned long long)s->delivered,
 			 (unsigned long long)s->slow_closed, (unsigned long long)s->rate_limited,
-			 (unsigned long long)s->rejected);
+			 (unsigned long long)s->rejected, conn_handshakes(),
+			 (unsigned long long)s->handshakes_evicted);
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_WORKER_STATS);
 	ipc_put_str(&b, json, (size_t)n);

@@ -27,6 +27,7 @@ struct worker_stats {
 	uint64_t slow_closed;      /* closed for exceeding the send queue */
 	uint64_t rate_limited;
 	uint64_t rejected;         /* connections refused by limits */
+	uint64_t handshakes_evicted;  /* closed to make room for newer handshakes */
 	uint64_t ws_opened;
 };
 

@@ -520,7 +520,10 @@ class Client:
         if self.closed:
             return False
         try:
-            r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+            # poll, not select: a test may hold thousands of descriptors.
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            r = poller.poll(max(timeout, 0) * 1000)
         except (OSError, ValueError):
             self.closed = True
             return False

@@ -2,7 +2,9 @@
 client may do is never refused as abuse, and a write that cannot be stored
 is answered 503 without losing anything acknowledged or dropping clients."""
 import os
+import resource
 import signal
+import socket
 import threading
 
 from conftest import wait_until
@@ -86,3 +88,68 @@ def test_full_database_answers_503_and_recovers(herald_factory):
     watcher.wait_seq("race:full", stored[-1], timeout=10)
     assert watcher.seqs("race:full") == stored
     watcher.close()
+
+
+def test_idle_handshake_flood_does_not_lock_clients_out(herald):
+    """10,000 sockets from one address that never send a byte, beside an
+    established client and a new one: both are served."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 12000:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(hard, 12000), 1 << 20), hard))
+    before = herald.client()
+    before.subscribe("race:flood")
+    flood = []
+    try:
+        for _ in range(10000):
+            flood.append(socket.create_connection(("127.0.0.1", herald.port), timeout=5))
+        # Each worker holds at most max_handshakes (4096) of them.
+        def settled():
+            hs = herald.api("GET", "/api/stats").json()["handshakes"]
+            return hs["open"] + hs["evicted"] == 10000 and hs
+        hs = wait_until(settled, 15) and settled()
+        assert hs and hs["open"] <= 2 * 4096 and hs["evicted"] >= 10000 - 2 * 4096, hs
+        late = herald.client()
+        late.subscribe("race:flood")
+        seq = herald.publish("race:flood", "e", {"ok": 1}).json()["seq"]
+        for c in (before, late):
+            c.wait_seq("race:flood", seq, timeout=10)
+            assert c.call("ping")["type"] == "pong"
+        late.close()
+    finally:
+        for s in flood:
+            s.close()
+    before.close()
+
+
+def test_rooms_cost_nothing_until_their_first_message(herald):
+    loaded = herald.api("GET", "/api/stats").json()["rooms_loaded"]
+    watchers = [herald.client() for _ in range(6)]      # over both workers
+    for w in watchers:
+        sub = w.subscribe("race:lazy")
+        assert sub["seq"] == 0 and sub["epoch"] == "" and sub["recovered"] is True
+    history = herald.api("GET", "/api/rooms/race:lazy/history")
+    assert history.status_code == 404 or history.json()["messages"] == []
+    assert herald.sqlite("SELECT name FROM rooms WHERE name = 'race:lazy'") == []
+    assert herald.api("GET", "/api/stats").json()["rooms_loaded"] == loaded
+    assert herald.api("GET", "/api/rooms/race:lazy").json() == {
+        "room": "race:lazy", "epoch": "", "seq": 0, "first_seq": 0, "subscribers": 6}
+    assert herald.api("GET", "/api/rooms/race:nobody").status_code == 404
+    # One of them goes away before anything was published, knowing {seq 0, epoch ""}.
+    gone = watchers.pop()
+    gone.close()
+    seqs = [herald.publish("race:lazy", "e", {"n": n}).json()["seq"] for n in range(3)]
+    assert seqs == [1, 2, 3]
+    for w in watchers:
+        w.wait_seq("race:lazy", 3, timeout=10)
+        assert w.seqs("race:lazy") == [1, 2, 3]
+    (row,) = herald.sqlite("SELECT epoch, last_seq FROM rooms WHERE name = 'race:lazy'")
+    assert row["last_seq"] == 3
+    assert {e["epoch"] for w in watchers for e in w.events("race:lazy")} == {row["epoch"]}
+    back = herald.client()
+    sub = back.subscribe("race:lazy", since={"seq": 0, "epoch": ""})
+    assert sub["recovered"] is True and sub["replayed"] == 3 and sub["epoch"] == row["epoch"]
+    assert back.seqs("race:lazy") == [1, 2, 3]
+    # Subscribers counted all along, though the room did not exist.
+    assert herald.api("GET", "/api/rooms/race:lazy").json()["subscribers"] == 6
+    for w in watchers + [back]:
+        w.close()
