@@ -1,5 +1,6 @@
 /* bench.c -- herald-bench, the load generator shipped with herald (like
- * redis-benchmark): fan-out, idle connections, publish throughput, replay. */
+ * redis-benchmark): fan-out, idle connections, publish throughput, replay,
+ * abusive clients. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -56,9 +57,11 @@ static struct {
 	long per_source;        /* connections per source address */
 	long concurrency;       /* handshakes in flight */
 	bool quiet;
+	const char *kind;       /* abuse */
+	double duration;        /* abuse: seconds */
 } opt = {
 	.rate = 0, .publishers = 4, .rooms_count = 1, .settle = 1, .match = "heraldd:",
-	.timeout = 60, .per_source = 1000, .concurrency = 256,
+	.timeout = 60, .per_source = 1000, .concurrency = 256, .duration = 10,
 };
 
 static struct sockaddr_in ws_addr, api_addr;
@@ -81,6 +84,12 @@ static void usage(FILE *fp)
 "  replay   --messages M [--room R] [--publishers P]\n"
 "           publishes M messages, then one client subscribes from before the first\n"
 "           and measures replayed messages/s and contiguity\n"
+"  abuse    --kind K --connections N [--duration S] [--subscribers C] [--rate MSG/S]\n"
+"           N attackers of kind idle, slowloris, oversized (1 MiB messages), flood\n"
+"           (pings), subscribe (new rooms of R's namespace) or badtoken, reconnecting\n"
+"           when dropped, beside C control subscribers of R (10) and publishes at\n"
+"           MSG/S (100): what the server did to them, control loss and latency,\n"
+"           server memory\n"
 "common options:\n"
 "  -c FILE             take listen, admin_listen and api_key from a configuration\n"
 "  --ws-url HOST:PORT  client listener (default 127.0.0.1:8080)\n"
@@ -1300,13 +1309,286 @@ static int run_conns(void)
 	return failed == 0 && ready == opt.connections ? 0 : 1;
 }
 
+/* ---- abuse -------------------------------------------------------------------------- */
+
+/* Hostile or broken clients, reconnecting as soon as the server drops them,
+ * beside well-behaved control subscribers and a paced publisher: what the
+ * server does to each kind, whether the control clients lose anything, and
+ * how the server's memory moves. */
+enum abuse_kind { ABUSE_IDLE, ABUSE_SLOWLORIS, ABUSE_OVERSIZED, ABUSE_FLOOD, ABUSE_SUBSCRIBE,
+		  ABUSE_BADTOKEN };
+
+static const char *const abuse_kinds[] = { "idle", "slowloris", "oversized", "flood",
+					   "subscribe", "badtoken" };
+
+struct attacker {
+	ev_io io;               /* first: the watcher is the attacker */
+	struct wsclient ws;     /* raw kinds use ws.fd only */
+	bool open;              /* upgraded (WebSocket kinds) */
+	bool dead;
+	size_t sent;            /* slowloris: bytes of the request sent */
+	long rooms;             /* subscribe: rooms asked for */
+};
+
+static struct {
+	enum abuse_kind kind;
+	struct attacker *v;
+	long n;
+	bool stopping;
+	uint64_t connects, server_closed, refused, errors, connect_failed;
+	uint64_t close_codes[5000];
+	char *blob;             /* oversized: one message over the limit */
+	size_t blob_len;
+	ev_timer tick, end;
+} ab;
+
+static void attacker_start(struct attacker *a);
+
+static void attacker_drop(struct attacker *a, bool by_server)
+{
+	ev_io_stop(bench_loop, &a->io);
+	if (by_server) {
+		ab.server_closed++;
+		if (a->ws.http_status)
+			ab.refused++;
+		else if (a->ws.close_code > 0 && a->ws.close_code < 5000)
+			ab.close_codes[a->ws.close_code]++;
+	}
+	wsclient_free(&a->ws);
+	a->open = false;
+	a->dead = true;
+	if (!ab.stopping)
+		attacker_start(a);
+}
+
+/* Keeps a WebSocket attacker's pipe full of what its kind sends. */
+static void attacker_feed(struct attacker *a)
+{
+	if (!a->open || a->ws.out.len > 256 * 1024)
+		return;
+	char msg[160];
+	for (int i = 0; i < 100; i++) {
+		int n = ab.kind == ABUSE_FLOOD
+			? snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"id\":%d}", i)
+			: snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"room\":\"%.*s:storm-%ld\"}",
+				   (int)strcspn(opt.room, ":"), opt.room, a->rooms++);
+		wsclient_queue(&a->ws, WS_OP_TEXT, msg, (size_t)n);
+	}
+}
+
+static void attacker_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct attacker *a = (struct attacker *)w;
+	bool raw = ab.kind == ABUSE_IDLE || ab.kind == ABUSE_SLOWLORIS;
+	if (revents & EV_READ) {
+		if (raw) {
+			char buf[4096];
+			ssize_t n = read(a->ws.fd, buf, sizeof(buf));
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				attacker_drop(a, true);
+				return;
+			}
+		} else {
+			struct wsclient_msg m;
+			int r;
+			wsclient_read(&a->ws);
+			while ((r = wsclient_next(&a->ws, &m)) > 0) {
+				if (starts_with(m.data, m.len, "{\"type\":\"welcome\"")) {
+					a->open = true;
+					if (ab.kind == ABUSE_OVERSIZED)
+						wsclient_queue(&a->ws, WS_OP_TEXT, ab.blob, ab.blob_len);
+				} else if (starts_with(m.data, m.len, "{\"type\":\"error\"")) {
+					ab.errors++;
+				}
+			}
+			if (r < 0) {
+				attacker_drop(a, true);
+				return;
+			}
+			if (ab.kind == ABUSE_FLOOD || ab.kind == ABUSE_SUBSCRIBE)
+				attacker_feed(a);
+		}
+	}
+	if (!raw) {
+		int f = wsclient_flush(&a->ws);
+		if (f < 0) {
+			attacker_drop(a, true);
+			return;
+		}
+		io_want(&a->io, f ? EV_READ : EV_READ | EV_WRITE);
+	} else {
+		io_want(&a->io, EV_READ);
+	}
+}
+
+static void attacker_start(struct attacker *a)
+{
+	char path[128] = "/ws";
+	if (ab.kind == ABUSE_BADTOKEN) {
+		/* Well formed, wrongly signed: the server has to check it. */
+		char junk[17];
+		random_hex(junk, 8);
+		snprintf(path, sizeof(path), "/ws?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.%s", junk);
+	}
+	a->dead = false;
+	a->sent = 0;
+	a->rooms = 0;
+	if (wsclient_start(&a->ws, &ws_addr, NULL, path, ws_host) < 0) {
+		ab.connect_failed++;
+		a->ws.fd = -1;
+		a->dead = true;       /* the tick tries again */
+		return;
+	}
+	ab.connects++;
+	if (ab.kind == ABUSE_IDLE || ab.kind == ABUSE_SLOWLORIS)
+		buf_free(&a->ws.out);     /* no upgrade request: the kind writes */
+	ev_io_init(&a->io, attacker_io_cb, a->ws.fd, ab.kind <= ABUSE_SLOWLORIS ? EV_READ
+									     : EV_READ | EV_WRITE);
+	ev_io_start(bench_loop, &a->io);
+}
+
+/* Every second: slowloris attackers send one more byte of a request that
+ * never ends, and attackers that could not connect try again. */
+static void abuse_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	static const char req[] = "GET /ws HTTP/1.1\r\nHost: bench\r\nX-Padding: ";
+	for (long i = 0; i < ab.n; i++) {
+		struct attacker *a = &ab.v[i];
+		if (a->dead) {
+			attacker_start(a);
+		} else if (ab.kind == ABUSE_SLOWLORIS) {
+			char c = a->sent < sizeof(req) - 1 ? req[a->sent] : 'a';
+			if (write(a->ws.fd, &c, 1) == 1)
+				a->sent++;
+		}
+	}
+}
+
+static bool abuse_over;
+
+static void abuse_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	abuse_over = true;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static bool abuse_done(void)
+{
+	return abuse_over;
+}
+
+static int run_abuse(void)
+{
+	long limit = raise_nofile();
+	if (opt.connections + opt.subscribers + opt.publishers + BENCH_FD_RESERVE > limit) {
+		fprintf(stderr, "herald-bench: %ld attackers need more than the %ld descriptors "
+				"a process may open\n", opt.connections, limit);
+		return 2;
+	}
+	ab.kind = ABUSE_IDLE;
+	while (ab.kind < ARRAY_SIZE(abuse_kinds) && strcmp(abuse_kinds[ab.kind], opt.kind) != 0)
+		ab.kind++;
+	if (ab.kind == ARRAY_SIZE(abuse_kinds)) {
+		fprintf(stderr, "herald-bench: --kind is idle, slowloris, oversized, flood, "
+				"subscribe or badtoken\n");
+		return 2;
+	}
+	if (!opt.pipeline)
+		opt.pipeline = 1;
+	long controls = opt.subscribers ? opt.subscribers : 10;
+	double rate = opt.rate > 0 ? opt.rate : 100;
+	static struct procmem procs[BENCH_MAX_PIDS];
+	int np = find_pids(procs, BENCH_MAX_PIDS);
+	long before[3] = { 0 }, after[3] = { 0 };
+	measure(procs, np, before);
+	say("abuse: %ld %s attackers for %g s beside %ld subscribers of %s and %g publishes/s\n",
+	    opt.connections, opt.kind, opt.duration, controls, opt.room, rate);
+
+	subs_open(controls, 0, 2, true, -1, NULL);
+	if (!phase_run("subscribing", subs_settled, subs_progress) || subs.dead) {
+		fail_early("subscribing", subs.error);
+		return 1;
+	}
+	ab.blob_len = 1u << 20;
+	ab.blob = xcalloc(1, ab.blob_len);
+	memset(ab.blob, 'x', ab.blob_len);
+	ab.v = xcalloc((size_t)opt.connections, sizeof(*ab.v));
+	ab.n = opt.connections;
+	for (long i = 0; i < ab.n; i++)
+		attacker_start(&ab.v[i]);
+	ev_timer_init(&ab.tick, abuse_tick_cb, 1, 1);
+	ev_timer_start(bench_loop, &ab.tick);
+	ev_timer_init(&ab.end, abuse_end_cb, opt.duration, 0);
+	ev_timer_start(bench_loop, &ab.end);
+	opt.rate = rate;
+	pub_open(opt.publishers, (long)(rate * opt.duration), opt.room, 1);
+	pub_start();
+	double saved = opt.timeout;
+	opt.timeout = opt.duration + 60;
+	phase_run("abusing", abuse_done, NULL);
+	measure(procs, np, after);
+	ab.stopping = true;
+	ev_timer_stop(bench_loop, &ab.tick);
+	for (long i = 0; i < ab.n; i++) {
+		if (!ab.v[i].dead) {
+			ev_io_stop(bench_loop, &ab.v[i].io);
+			wsclient_free(&ab.v[i].ws);
+		}
+	}
+	/* What was published during the attack still has to arrive. */
+	opt.timeout = saved;
+	bool ok = phase_run("delivering", fanout_done, fanout_progress);
+	long expected = pub.acked * controls;
+	long lost = expected - (long)(subs.received - subs.dups);
+	say("  attackers: %llu connections, %llu closed by the server (%llu refused upgrades), "
+	    "%llu protocol errors received, %llu connects failed\n",
+	    (unsigned long long)ab.connects, (unsigned long long)ab.server_closed,
+	    (unsigned long long)ab.refused, (unsigned long long)ab.errors,
+	    (unsigned long long)ab.connect_failed);
+	json_t *codes = json_object();
+	for (int c = 0; c < 5000; c++) {
+		if (ab.close_codes[c]) {
+			char k[8];
+			snprintf(k, sizeof(k), "%d", c);
+			json_object_set_new(codes, k, json_integer((json_int_t)ab.close_codes[c]));
+			say("    close code %d: %llu\n", c, (unsigned long long)ab.close_codes[c]);
+		}
+	}
+	say("  control: published %ld (failed %ld), delivered %llu of %ld, lost %ld, gaps %llu\n",
+	    pub.acked, pub.failed, (unsigned long long)subs.received, expected, lost,
+	    (unsigned long long)subs.gaps);
+	hist_print("control publish-to-delivery", &subs.lat);
+	say("  server memory: VmRSS %ld -> %ld kB, RssAnon %ld -> %ld kB\n", before[0], after[0],
+	    before[1], after[1]);
+	print_result(json_pack("{s:s, s:s, s:I, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:o}, "
+			       "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:o}, s:{s:I, s:I}, s:{s:I, s:I}}",
+		"mode", "abuse", "kind", opt.kind, "attackers", (json_int_t)opt.connections,
+		"duration", opt.duration,
+		"attack", "connections", (json_int_t)ab.connects,
+		"closed_by_server", (json_int_t)ab.server_closed, "refused", (json_int_t)ab.refused,
+		"errors", (json_int_t)ab.errors, "connect_failed", (json_int_t)ab.connect_failed,
+		"close_codes", codes,
+		"control", "subscribers", (json_int_t)controls, "published", (json_int_t)pub.acked,
+		"publish_errors", (json_int_t)pub.failed, "lost", (json_int_t)lost,
+		"gaps", (json_int_t)subs.gaps, "dropped", (json_int_t)subs.dead,
+		"latency_us", hist_json(&subs.lat),
+		"rss_kb", "before", (json_int_t)before[0], "after", (json_int_t)after[0],
+		"anon_kb", "before", (json_int_t)before[1], "after", (json_int_t)after[1]));
+	bool clean = ok && lost == 0 && !pub.failed && !subs.gaps && !subs.dead;
+	free(ab.v);
+	free(ab.blob);
+	pub_close();
+	subs_close();
+	return clean ? 0 : 1;
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 enum {
 	OPT_SUBSCRIBERS = 256, OPT_CONNECTIONS, OPT_MESSAGES, OPT_RATE, OPT_PUBLISHERS,
 	OPT_PIPELINE, OPT_ROOM, OPT_ROOMS_COUNT, OPT_PROCESSES, OPT_HOLD, OPT_SETTLE, OPT_PIDS,
 	OPT_MATCH, OPT_WS_URL, OPT_API_URL, OPT_API_KEY, OPT_TOKEN, OPT_TIMEOUT, OPT_PER_SOURCE,
-	OPT_CONCURRENCY, OPT_QUIET,
+	OPT_CONCURRENCY, OPT_QUIET, OPT_KIND, OPT_DURATION,
 };
 
 static const struct option long_opts[] = {
@@ -1332,6 +1614,8 @@ static const struct option long_opts[] = {
 	{ "per-source", required_argument, NULL, OPT_PER_SOURCE },
 	{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "kind", required_argument, NULL, OPT_KIND },
+	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1356,6 +1640,7 @@ static int load_config(const char *path, char *ws, char *api, size_t len)
 static bool fanout_ok(void) { return opt.subscribers && opt.messages; }
 static bool conns_ok(void) { return opt.connections; }
 static bool messages_ok(void) { return opt.messages; }
+static bool abuse_ok(void) { return opt.connections && opt.kind && opt.duration > 0; }
 
 static const struct mode {
 	const char *name;
@@ -1368,6 +1653,7 @@ static const struct mode {
 	{ "conns", run_conns, conns_ok, "--connections", false },
 	{ "publish", run_publish, messages_ok, "--messages", true },
 	{ "replay", run_replay, messages_ok, "--messages", true },
+	{ "abuse", run_abuse, abuse_ok, "--kind, --connections and --duration", true },
 };
 
 int main(int argc, char **argv)
@@ -1415,6 +1701,8 @@ int main(int argc, char **argv)
 		case OPT_PER_SOURCE: opt.per_source = opt_long("--per-source", optarg, 1); break;
 		case OPT_CONCURRENCY: opt.concurrency = opt_long("--concurrency", optarg, 1); break;
 		case OPT_QUIET: opt.quiet = true; break;
+		case OPT_KIND: opt.kind = optarg; break;
+		case OPT_DURATION: opt.duration = opt_double("--duration", optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -1,13 +1,17 @@
 """Defaults that fit together, and a full database: what a well-behaved
 client may do is never refused as abuse, and a write that cannot be stored
 is answered 503 without losing anything acknowledged or dropping clients."""
+import json
 import os
 import resource
 import signal
 import socket
+import subprocess
 import threading
 
-from conftest import wait_until
+import pytest
+
+from conftest import API_KEY, HERALD_BENCH, wait_until
 
 
 def test_full_room_allowance_one_subscribe_at_a_time(herald):
@@ -153,3 +157,30 @@ def test_rooms_cost_nothing_until_their_first_message(herald):
     assert herald.api("GET", "/api/rooms/race:lazy").json()["subscribers"] == 6
     for w in watchers + [back]:
         w.close()
+
+
+@pytest.mark.parametrize("kind, closes", [("oversized", "1009"), ("flood", "1008"),
+                                          ("subscribe", None), ("badtoken", None)])
+def test_abusive_clients_cost_the_others_nothing(herald, kind, closes):
+    """herald-bench abuse: attackers reconnecting as fast as they are dropped,
+    beside control subscribers that must lose nothing."""
+    out = subprocess.run([HERALD_BENCH, "abuse", "--kind", kind, "--connections", "50",
+                          "--duration", "2", "--subscribers", "5", "--rate", "50",
+                          "--room", "race:abuse", "--ws-url", f"127.0.0.1:{herald.port}",
+                          "--api-url", f"127.0.0.1:{herald.admin_port}", "--api-key", API_KEY,
+                          "--quiet"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["control"]["lost"] == 0 and res["control"]["published"] == 100
+    attack = res["attack"]
+    if closes:
+        assert attack["close_codes"].get(closes, 0) > 0, attack
+    if kind == "badtoken":
+        assert attack["refused"] > 0
+    if kind in ("flood", "subscribe"):
+        assert attack["errors"] > 0
+    # The storm of new rooms left no room behind.
+    if kind == "subscribe":
+        assert herald.sqlite("SELECT count(*) AS n FROM rooms WHERE name LIKE 'race:storm-%'") \
+            == [{"n": 0}]
+    assert herald.client().call("ping")["type"] == "pong"
