@@ -473,7 +473,7 @@ static void webhooks_route(struct route_req *r)
 	const struct http_request *req = r->req;
 	bool get = method_is(req, "GET"), post = method_is(req, "POST");
 	char id[64], delivery[64], value[64];
-	const char *slash = r->rest_len ? memchr(r->rest, '/', r->rest_len) : NULL;
+	const char *slash = memchr(r->rest, '/', r->rest_len);
 	size_t n = slash ? (size_t)(slash - r->rest) : r->rest_len;
 	const char *tail = slash ? slash : r->rest + r->rest_len;
 	size_t tl = r->rest_len - n;
@@ -596,7 +596,6 @@ static void api_route(struct route_req *r)
 	} else if (IS("/broadcast") && post) {
 		publish(r, true);
 	} else if (IS("/rooms") && get) {
-		r->rest_len = 0;
 		rooms_route(r);
 	} else if (PREFIX("/rooms/") && get) {
 		rooms_route(r);
@@ -623,7 +622,6 @@ static void api_route(struct route_req *r)
 	} else if (IS("/notifications") && post) {
 		notify(r);
 	} else if (IS("/webhooks")) {
-		r->rest_len = 0;
 		webhooks_route(r);
 	} else if (PREFIX("/webhooks/")) {
 		webhooks_route(r);
@@ -636,7 +634,7 @@ static void api_route(struct route_req *r)
 
 void api_handle(struct conn *c, const struct http_request *req, const char *body, size_t len)
 {
-	struct route_req r = { c, req, body, len, NULL, 0 };
+	struct route_req r = { c, req, body, len, "", 0 };
 	const char *p = req->path;
 	size_t n = req->path_len;
 #define IS(s) (n == strlen(s) && memcmp(p, s, n) == 0)

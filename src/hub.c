@@ -496,25 +496,9 @@ static void master_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 {
 	if (type != IPC_RELOAD)
 		return;
-	struct config *fresh = xcalloc(1, sizeof(*fresh));
-	char err[512];
-	if (config_load(fresh, hub.cfg->path, err, sizeof(err)) < 0) {
-		log_error("event=reload_failed error=\"%s\"", err);
-		free(fresh);
-		return;
-	}
-	/* Namespaces and limits change; the database stays where it is. */
-	free(fresh->database);
-	fresh->database = xstrdup(hub.cfg->database);
-	if (hub.cfg != hub.ctx->cfg) {
-		config_free(hub.cfg);
-		free(hub.cfg);
-	}
-	hub.cfg = fresh;
-	if (store_limit_size(hub.store, fresh->max_database_size) < 0)
+	hub.cfg = proc_reload(hub.ctx, hub.cfg);
+	if (store_limit_size(hub.store, hub.cfg->max_database_size) < 0)
 		log_error("event=reload_failed error=\"%s\"", store_errmsg(hub.store));
-	log_set_level((enum log_level)fresh->log_level);
-	log_info("event=reloaded");
 }
 
 static void master_lost(struct ipc_chan *ch)

@@ -1,4 +1,4 @@
-/* master.c -- the supervisor process. It forks the hub and the workers,
+/* master.c -- the supervisor process. It forks the hub, the workers and the courier,
  * restarts any child that dies (with backoff), and turns signals into
  * actions: TERM/INT stop gracefully, HUP reloads, USR1 reopens logs.
  * It does no request work and runs no event loop: sigtimedwait is enough. */
@@ -17,6 +17,7 @@
 #include <ev.h>
 #include <netinet/in.h>
 
+#include "courier.h"
 #include "hub.h"
 #include "ipc.h"
 #include "log.h"
@@ -25,7 +26,7 @@
 #include "util.h"
 #include "worker.h"
 
-enum { ROLE_HUB, ROLE_WORKER };
+enum { ROLE_HUB, ROLE_WORKER, ROLE_COURIER };
 
 struct child {
 	int role;
@@ -49,7 +50,8 @@ static char hub_name[64];
 
 static const char *role_name(int role)
 {
-	return role == ROLE_HUB ? "hub" : "worker";
+	static const char *const names[] = { "hub", "worker", "courier" };
+	return names[role];
 }
 
 /* ---- master side --------------------------------------------------------- */
@@ -102,6 +104,8 @@ static void spawn(struct child *c)
 		}
 		close(hub_listen_fd);
 		ctx.hub_listen_fd = -1;
+		if (c->role == ROLE_COURIER)
+			courier_main(&ctx);
 		worker_main(&ctx);
 	}
 	close(sv[1]);
@@ -266,12 +270,13 @@ int master_run(struct config *cfg)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	nchildren = 1 + (size_t)cfg->workers;
+	/* The hub first, the workers, then the courier. */
+	nchildren = 2 + (size_t)cfg->workers;
 	children = xcalloc(nchildren, sizeof(*children));
 	for (size_t i = 0; i < nchildren; i++) {
-		children[i] = (struct child){ .role = i ? ROLE_WORKER : ROLE_HUB,
-					      .slot = i ? (int)i - 1 : 0, .fd = -1,
-					      .backoff = BACKOFF_MIN };
+		int role = i == 0 ? ROLE_HUB : i == nchildren - 1 ? ROLE_COURIER : ROLE_WORKER;
+		children[i] = (struct child){ .role = role, .slot = role == ROLE_WORKER ? (int)i - 1 : 0,
+					      .fd = -1, .backoff = BACKOFF_MIN };
 		spawn(&children[i]);
 	}
 	log_info("event=started version=%s workers=%d listen=%s admin_listen=%s database=%s",

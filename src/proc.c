@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -50,4 +51,29 @@ void proc_expect_hello(int master_fd)
 	uint32_t version = ipc_get_u32(&r);
 	if (version != IPC_VERSION)
 		fatal("event=version_mismatch from=master version=%u want=%u", version, IPC_VERSION);
+}
+
+struct config *proc_reload(const struct proc_ctx *ctx, struct config *cur)
+{
+	struct config *fresh = xcalloc(1, sizeof(*fresh));
+	char err[512];
+	if (config_load(fresh, cur->path, err, sizeof(err)) < 0) {
+		log_error("event=reload_failed error=\"%s\"", err);
+		free(fresh);
+		return cur;
+	}
+	char **keep[] = { &fresh->listen, &fresh->admin_listen, &fresh->database };
+	const char *old[] = { cur->listen, cur->admin_listen, cur->database };
+	for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+		free(*keep[i]);
+		*keep[i] = xstrdup(old[i]);
+	}
+	fresh->workers = cur->workers;
+	if (cur != ctx->cfg) {
+		config_free(cur);
+		free(cur);
+	}
+	log_set_level((enum log_level)fresh->log_level);
+	log_info("event=reloaded");
+	return fresh;
 }

@@ -22,4 +22,10 @@ struct ev_loop *proc_child_init(const char *title);
 /* Reads the master's hello on fd; exits when the protocol version differs. */
 void proc_expect_hello(int master_fd);
 
+/* SIGHUP in a child: reads cur's file again. What needs a restart
+ * (addresses, worker count, database) keeps its old value. Returns the new
+ * configuration and frees cur unless it is the master's (ctx->cfg); on
+ * error logs why and returns cur. */
+struct config *proc_reload(const struct proc_ctx *ctx, struct config *cur);
+
 #endif

@@ -54,6 +54,8 @@ enum {
 	ST_DELIVERY_UPDATE,
 	ST_DELIVERIES,
 	ST_DELIVERIES_STATUS,
+	ST_DELIVERIES_DUE,
+	ST_DELIVERY_NEXT_DUE,
 	ST_DELIVERY_COUNTS,
 	ST_COUNT
 };
@@ -168,6 +170,15 @@ static const struct {
 		"SELECT id, endpoint_id, event, room, seq, status, attempts, next_attempt_ms,"
 		" last_status, last_error, created_at, updated_at FROM webhook_deliveries"
 		" WHERE endpoint_id = ?1 AND id < ?2 AND status = ?4 ORDER BY id DESC LIMIT ?3" },
+	/* The courier's two questions, both answered from the partial index
+	 * webhook_deliveries_due: what is due now, and when the next one is. */
+	[ST_DELIVERIES_DUE] = { STORE_ANY,
+		"SELECT id, attempts, body FROM webhook_deliveries"
+		" WHERE endpoint_id = ?1 AND status IN ('pending', 'failed') AND next_attempt_ms <= ?2"
+		" ORDER BY next_attempt_ms, id LIMIT ?3" },
+	[ST_DELIVERY_NEXT_DUE] = { STORE_ANY,
+		"SELECT min(next_attempt_ms) FROM webhook_deliveries"
+		" WHERE endpoint_id = ?1 AND status IN ('pending', 'failed') AND next_attempt_ms > ?2" },
 	/* Both counts read only the partial indexes. */
 	[ST_DELIVERY_COUNTS] = { STORE_ANY,
 		"SELECT (SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'failed')),"
@@ -1014,6 +1025,40 @@ json_t *store_deliveries(struct store *s, const char *endpoint, const char *stat
 		return NULL;
 	}
 	return rows_json(s, st, "deliveries");
+}
+
+int store_deliveries_due(struct store *s, const char *endpoint, int64_t now_ms, int limit,
+			 store_due_fn fn, void *arg)
+{
+	sqlite3_stmt *st = s->st[ST_DELIVERIES_DUE];
+	int rc, n = 0;
+	bind_str(st, 1, endpoint);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		fn(arg, sqlite3_column_int64(st, 0), (int)sqlite3_column_int(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+	}
+	if (rc != SQLITE_DONE) {
+		store_error(s, "deliveries_due");
+		n = -1;
+	}
+	stmt_done(st);
+	return n;
+}
+
+int64_t store_delivery_next_due(struct store *s, const char *endpoint, int64_t after_ms)
+{
+	sqlite3_stmt *st = s->st[ST_DELIVERY_NEXT_DUE];
+	bind_str(st, 1, endpoint);
+	sqlite3_bind_int64(st, 2, after_ms);
+	int rc = sqlite3_step(st);
+	int64_t next = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;   /* NULL reads 0 */
+	if (rc != SQLITE_ROW)
+		store_error(s, "delivery_next_due");
+	stmt_done(st);
+	return next;
 }
 
 int store_delivery_counts(struct store *s, int64_t *queued, int64_t *dead)

@@ -153,6 +153,16 @@ int store_delivery_update(struct store *s, int64_t id, const char *status, int a
  * those in status when it is not NULL; NULL on error. */
 json_t *store_deliveries(struct store *s, const char *endpoint, const char *status, int limit,
 			 int64_t before);
+/* Calls fn for each of an endpoint's deliveries still to be sent whose time
+ * has come (next_attempt_ms <= now_ms), the longest due first, at most limit;
+ * body points into SQLite's memory, valid during the call. Returns how many
+ * rows were passed, or -1 on error. */
+typedef void store_due_fn(void *arg, int64_t id, int attempts, const char *body, size_t len);
+int store_deliveries_due(struct store *s, const char *endpoint, int64_t now_ms, int limit,
+			 store_due_fn fn, void *arg);
+/* When the endpoint's next delivery falls due after after_ms: ms since 1970,
+ * 0 when none is waiting, -1 on error. */
+int64_t store_delivery_next_due(struct store *s, const char *endpoint, int64_t after_ms);
 /* Deliveries still to be sent (pending or failed), and dead ones; 0 or -1. */
 int store_delivery_counts(struct store *s, int64_t *queued, int64_t *dead);
 

@@ -205,39 +205,10 @@ static void hub_connect(void)
 
 /* ---- the master link -------------------------------------------------------------- */
 
-static void reload(void)
-{
-	struct config *fresh = xcalloc(1, sizeof(*fresh));
-	char err[512];
-	if (config_load(fresh, worker.cfg->path, err, sizeof(err)) < 0) {
-		log_error("event=reload_failed error=\"%s\"", err);
-		free(fresh);
-		return;
-	}
-	/* Addresses, worker count and database need a restart: keep the old ones. */
-	struct config *old = worker.cfg;
-	free(fresh->listen);
-	free(fresh->admin_listen);
-	free(fresh->database);
-	fresh->listen = xstrdup(old->listen);
-	fresh->admin_listen = xstrdup(old->admin_listen);
-	fresh->database = xstrdup(old->database);
-	fresh->workers = old->workers;
-	worker.cfg = fresh;
-	log_set_level((enum log_level)fresh->log_level);
-	log_info("event=reloaded");
-	/* The old config may still be referenced by the master's copy in this
-	 * process image; it is small and freed only when it was our own. */
-	if (old != worker.ctx->cfg) {
-		config_free(old);
-		free(old);
-	}
-}
-
 static void master_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 {
 	if (type == IPC_RELOAD)
-		reload();
+		worker.cfg = proc_reload(worker.ctx, worker.cfg);
 }
 
 static void master_lost(struct ipc_chan *ch)

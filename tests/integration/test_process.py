@@ -24,7 +24,7 @@ def wait_until(pred, timeout=10, step=0.05):
 def test_process_titles(herald):
     assert proc_title(herald.proc.pid) == "heraldd: master"
     titles = sorted(proc_title(p) for p in herald.child_pids())
-    assert titles == ["heraldd: hub", "heraldd: worker 1", "heraldd: worker 2"]
+    assert titles == ["heraldd: courier", "heraldd: hub", "heraldd: worker 1", "heraldd: worker 2"]
 
 
 def test_config_check(tmp_path):
