@@ -73,7 +73,7 @@ static struct {
 	ev_timer hub_retry, stats_timer, scan_timer, curl_timer;
 	ev_prepare scan_watcher;
 	ev_signal sig_term, sig_usr1;
-	bool scan_wanted, stopping;
+	bool scan_wanted;
 	CURLM *multi;
 	struct endpoint *endpoints;
 	size_t nendpoints;
@@ -389,7 +389,8 @@ static void scan(void)
 {
 	int64_t now = now_ms(), next = now + IDLE_RESCAN_MS;
 	co.scan_wanted = false;
-	for (size_t i = 0; i < co.nendpoints && !co.stopping; i++) {
+	/* Without the hub no outcome can be recorded: send nothing new meanwhile. */
+	for (size_t i = 0; i < co.nendpoints && co.hub_up; i++) {
 		struct endpoint *e = &co.endpoints[i];
 		if (!e->enabled)
 			continue;
@@ -539,8 +540,7 @@ static void hub_lost(struct ipc_chan *ch)
 	if (co.hub_up)
 		log_warn("event=hub_lost");
 	co.hub_up = false;
-	if (!co.stopping)
-		ev_timer_start(co.loop, &co.hub_retry);
+	ev_timer_start(co.loop, &co.hub_retry);
 }
 
 static void hub_connect(void)
@@ -602,7 +602,6 @@ static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * database, and the next courier sends them again with the same webhook-id. */
 static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	co.stopping = true;
 	log_info("event=courier_stopping in_flight=%d", co.in_flight);
 	if (co.hub.fd >= 0)
 		ipc_chan_flush(&co.hub);
