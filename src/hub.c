@@ -436,7 +436,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- the loop ------------------------------------------------------------------ */
 
-static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/* Commits what the loop turn gathered and sends what that produced. */
+static void commit_and_flush(void)
 {
 	pipeline_commit();
 	for (int s = 0; s < HUB_MAX_LINKS; s++)
@@ -444,6 +445,11 @@ static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			ipc_chan_flush(&hub.links[s]->ch);
 	if (hub.courier)
 		ipc_chan_flush(&hub.courier->ch);
+}
+
+static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	commit_and_flush();
 	while (h.dead_links) {
 		struct link *l = h.dead_links;
 		h.dead_links = l->dead_next;
@@ -471,12 +477,7 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void shutdown_hub(void)
 {
-	pipeline_commit();
-	for (int s = 0; s < HUB_MAX_LINKS; s++)
-		if (hub.links[s])
-			ipc_chan_flush(&hub.links[s]->ch);
-	if (hub.courier)
-		ipc_chan_flush(&hub.courier->ch);
+	commit_and_flush();
 	store_close(hub.store);
 	log_info("event=hub_stopped published=%llu", (unsigned long long)hub.published);
 	_exit(0);
