@@ -1,6 +1,6 @@
 /* bench.c -- herald-bench, the load generator shipped with herald (like
  * redis-benchmark): fan-out, idle connections, publish throughput, replay,
- * abusive clients. */
+ * abusive clients, webhook deliveries. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <ev.h>
 #include <jansson.h>
@@ -27,6 +29,7 @@
 #include "buf.h"
 #include "config.h"
 #include "jwt.h"
+#include "map.h"
 #include "util.h"
 #include "wsclient.h"
 
@@ -59,9 +62,12 @@ static struct {
 	bool quiet;
 	const char *kind;       /* abuse */
 	double duration;        /* abuse: seconds */
+	long endpoints;         /* webhooks */
+	const char *url;        /* webhooks: endpoints' URL instead of the bench's receiver */
 } opt = {
 	.rate = 0, .publishers = 4, .rooms_count = 1, .settle = 1, .match = "heraldd:",
 	.timeout = 60, .per_source = 1000, .concurrency = 256, .duration = 10,
+	.endpoints = 1,
 };
 
 static struct sockaddr_in ws_addr, api_addr;
@@ -90,6 +96,12 @@ static void usage(FILE *fp)
 "           when dropped, beside C control subscribers of R (10) and publishes at\n"
 "           MSG/S (100): what the server did to them, control loss and latency,\n"
 "           server memory\n"
+"  webhooks --messages M [--endpoints E] [--publishers P] [--rate MSG/S] [--url URL]\n"
+"           E endpoints at the bench's own HTTP receiver, for the messages of R;\n"
+"           M publishes: webhook deliveries/s, distinct webhook-ids, missing and\n"
+"           duplicates, publishes/s meanwhile, the courier's memory. With --url\n"
+"           the endpoints point there and nothing is received: the bench waits\n"
+"           --settle S after publishing and reports the queue and the courier\n"
 "common options:\n"
 "  -c FILE             take listen, admin_listen and api_key from a configuration\n"
 "  --ws-url HOST:PORT  client listener (default 127.0.0.1:8080)\n"
@@ -103,7 +115,7 @@ static void usage(FILE *fp)
 "  --timeout S         limit of each phase in seconds (default 60)\n"
 "  --match PREFIX      processes to measure in conns (default \"heraldd:\")\n"
 "  --quiet             print only the JSON result line\n"
-"Rooms default to bench:MODE (replay: a new bench:replay-XXXX room), so the server\n"
+"Rooms default to bench:MODE (replay, webhooks: a new bench:MODE-XXXX room), so the server\n"
 "needs a [namespace bench] with subscribe = public; replay also needs history_size\n"
 "and replay_limit of at least M. Exit status: 0, 1 on loss, errors or timeout, 2 usage.\n");
 }
@@ -377,7 +389,8 @@ static void pub_kill(struct pubconn *pc, const char *why)
 {
 	if (pc->dead)
 		return;
-	set_error(pub.error, sizeof(pub.error), "publisher connection: %s", why);
+	if (pc->inflight || pub.sent < pub.total)     /* not an idle one closed after the last */
+		set_error(pub.error, sizeof(pub.error), "publisher connection: %s", why);
 	pc->dead = true;
 	pub.dead++;
 	pub.failed += pc->inflight;
@@ -406,24 +419,35 @@ static void pub_queue(struct pubconn *pc)
 		pub.first_sent = now;
 }
 
-static void pub_flush(struct pubconn *pc)
+/* Writes what out holds without blocking. 0, or -1 with errno on error. */
+static int send_buf(int fd, struct buf *out)
 {
 	size_t off = 0;
-	while (off < pc->out.len) {
-		ssize_t n = send(pc->fd, pc->out.data + off, pc->out.len - off, MSG_NOSIGNAL);
+	int rc = 0;
+	while (off < out->len) {
+		ssize_t n = send(fd, out->data + off, out->len - off, MSG_NOSIGNAL);
 		if (n > 0) {
 			off += (size_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+		if (!(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+			rc = -1;
+		break;
+	}
+	buf_consume(out, off);
+	return rc;
+}
+
+static void pub_flush(struct pubconn *pc)
+{
+	if (send_buf(pc->fd, &pc->out) < 0) {
+		const char *why = strerror(errno);
 		buf_reset(&pc->out);
-		pub_kill(pc, strerror(errno));
+		pub_kill(pc, why);
 		return;
 	}
-	buf_consume(&pc->out, off);
 	io_want(&pc->io, pc->out.len ? EV_READ | EV_WRITE : EV_READ);
 }
 
@@ -1117,8 +1141,8 @@ static int proc_title(pid_t pid, char *out, size_t outlen)
 }
 
 /* The processes to measure: --pids, else every process whose command line
- * starts with --match. Returns their number. */
-static int find_pids(struct procmem *out, int max)
+ * starts with match. Returns their number. */
+static int find_pids(struct procmem *out, int max, const char *match)
 {
 	int n = 0;
 	if (opt.pids) {
@@ -1136,7 +1160,7 @@ static int find_pids(struct procmem *out, int max)
 			continue;
 		out[n].pid = (pid_t)strtol(e->d_name, NULL, 10);
 		if (proc_title(out[n].pid, out[n].title, sizeof(out[n].title)) == 0 &&
-		    strncmp(out[n].title, opt.match, strlen(opt.match)) == 0)
+		    strncmp(out[n].title, match, strlen(match)) == 0)
 			n++;
 	}
 	if (d)
@@ -1203,7 +1227,7 @@ static int run_conns(void)
 		return 2;
 	}
 	static struct procmem procs[BENCH_MAX_PIDS];
-	int np = find_pids(procs, BENCH_MAX_PIDS);
+	int np = find_pids(procs, BENCH_MAX_PIDS, opt.match);
 	if (np == 0) {
 		fprintf(stderr, "herald-bench: no server process found (--match '%s' or --pids)\n",
 			opt.match);
@@ -1498,7 +1522,7 @@ static int run_abuse(void)
 	long controls = opt.subscribers ? opt.subscribers : 10;
 	double rate = opt.rate > 0 ? opt.rate : 100;
 	static struct procmem procs[BENCH_MAX_PIDS];
-	int np = find_pids(procs, BENCH_MAX_PIDS);
+	int np = find_pids(procs, BENCH_MAX_PIDS, opt.match);
 	long before[3] = { 0 }, after[3] = { 0 };
 	measure(procs, np, before);
 	say("abuse: %ld %s attackers for %g s beside %ld subscribers of %s and %g publishes/s\n",
@@ -1548,7 +1572,7 @@ static int run_abuse(void)
 	json_t *codes = json_object();
 	for (int c = 0; c < 5000; c++) {
 		if (ab.close_codes[c]) {
-			char k[8];
+			char k[12];
 			snprintf(k, sizeof(k), "%d", c);
 			json_object_set_new(codes, k, json_integer((json_int_t)ab.close_codes[c]));
 			say("    close code %d: %llu\n", c, (unsigned long long)ab.close_codes[c]);
@@ -1582,13 +1606,421 @@ static int run_abuse(void)
 	return clean ? 0 : 1;
 }
 
+/* ---- webhooks ------------------------------------------------------------------------ */
+
+/* One blocking request on its own connection to the admin listener, for the
+ * few calls around a measurement. Returns the HTTP status with the body in
+ * out, or -1 with the reason in out. */
+static int api_call(const char *method, const char *path, const char *body, struct buf *out)
+{
+	size_t blen = body ? strlen(body) : 0;
+	struct buf req = { 0 }, in = { 0 };
+	buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+		   "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+		   method, path, api_host, opt.api_key, blen);
+	buf_append(&req, body ? body : "", blen);
+	buf_reset(out);
+	struct timeval tv = { .tv_sec = (time_t)opt.timeout };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), status = -1;
+	const char *why = NULL;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&api_addr, sizeof(api_addr)) < 0 ||
+	    send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len)
+		why = strerror(errno);
+	while (!why) {
+		buf_reserve(&in, 4096);
+		ssize_t n = recv(fd, in.data + in.len, in.cap - in.len, 0);
+		if (n <= 0) {
+			why = n == 0 ? "closed by the server" : strerror(errno);
+			break;
+		}
+		in.len += (size_t)n;
+		struct wsclient_response r;
+		int h = wsclient_parse_response(in.data, in.len, &r);
+		if (h == -1)
+			why = "malformed response";
+		if (h >= 0 && in.len - (size_t)h >= r.content_length) {
+			status = r.status;
+			buf_append(out, in.data + h, r.content_length);
+			break;
+		}
+	}
+	if (why)
+		buf_appends(out, why);
+	if (fd >= 0)
+		close(fd);
+	buf_free(&req);
+	buf_free(&in);
+	return status;
+}
+
+static void api_fail(const char *what, int status, const struct buf *out)
+{
+	fprintf(stderr, "herald-bench: %s: ", what);
+	if (status >= 0)
+		fprintf(stderr, "HTTP %d ", status);
+	fprintf(stderr, "%.*s\n", (int)MIN(out->len, 300), out->data ? out->data : "");
+}
+
+/* The receiver: a minimal HTTP/1.1 server on a loopback port that answers
+ * every request 200 at once on keep-alive connections, and counts the
+ * deliveries by their webhook-id. */
+struct rconn {
+	ev_io io;               /* first: the watcher is the connection */
+	int fd;
+	bool continued;         /* "100 Continue" sent for the request being read */
+	struct buf in, out;
+	struct rconn *next;
+};
+
+static struct {
+	int fd;
+	int port;
+	ev_io io;
+	struct rconn *conns;
+	long accepted;
+	uint64_t received, dups, unnamed;
+	struct map ids;         /* the webhook-ids seen */
+	int64_t first, last;    /* mono µs of the first and last delivery */
+	struct hist lat;        /* publish to delivery, from the payload's t */
+	char error[300];
+} rcv = { .fd = -1 };
+
+static void rconn_close(struct rconn *c, const char *why)
+{
+	if (why)
+		set_error(rcv.error, sizeof(rcv.error), "receiver: %s", why);
+	ev_io_stop(bench_loop, &c->io);
+	close(c->fd);
+	c->fd = -1;
+	buf_free(&c->in);
+	buf_free(&c->out);
+}
+
+static void rcv_delivery(const char *id, size_t idlen, const char *body, size_t len)
+{
+	int64_t now = mono_us();
+	rcv.received++;
+	if (!rcv.first)
+		rcv.first = now;
+	rcv.last = now;
+	if (!idlen)
+		rcv.unnamed++;
+	else if (map_get(&rcv.ids, id, idlen))
+		rcv.dups++;
+	else
+		map_put(&rcv.ids, id, idlen, &rcv);
+	const char *t = memmem(body, len, "\"t\":", 4);
+	if (t) {
+		int64_t sent = 0;
+		for (t += 4; t < body + len && *t >= '0' && *t <= '9'; t++)
+			sent = sent * 10 + (*t - '0');
+		hist_add(&rcv.lat, wall_us() - sent);
+	}
+}
+
+/* When line l[0..n) is the header name, points v at its value. */
+static bool header_is(const char *l, size_t n, const char *name, const char **v, size_t *vl)
+{
+	size_t k = strlen(name);
+	if (n <= k || l[k] != ':' || strncasecmp(l, name, k) != 0)
+		return false;
+	for (l += k + 1, n -= k + 1; n && (*l == ' ' || *l == '\t'); l++, n--)
+		;
+	while (n && (l[n - 1] == ' ' || l[n - 1] == '\t'))
+		n--;
+	*v = l;
+	*vl = n;
+	return true;
+}
+
+/* Answers the requests complete in c->in. Returns why the connection has
+ * to go, or NULL. */
+static const char *rconn_parse(struct rconn *c)
+{
+	size_t off = 0;
+	const char *why = NULL;
+	for (;;) {
+		const char *p = c->in.data + off, *end = memmem(p, c->in.len - off, "\r\n\r\n", 4);
+		if (!end)
+			break;
+		size_t head = (size_t)(end - p) + 4, clen = 0, idlen = 0, vl;
+		const char *id = NULL, *v;
+		bool expect = false;
+		for (const char *l = p, *eol; l < end; l = eol + 2) {
+			eol = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
+			if (header_is(l, (size_t)(eol - l), "content-length", &v, &vl))
+				for (clen = 0; vl && *v >= '0' && *v <= '9' && clen < (1u << 30); v++, vl--)
+					clen = clen * 10 + (size_t)(*v - '0');
+			else if (header_is(l, (size_t)(eol - l), "webhook-id", &v, &vl))
+				id = v, idlen = vl;
+			else if (header_is(l, (size_t)(eol - l), "expect", &v, &vl))
+				expect = vl == 12 && strncasecmp(v, "100-continue", 12) == 0;
+			else if (header_is(l, (size_t)(eol - l), "transfer-encoding", &v, &vl))
+				why = "chunked requests are not supported";
+		}
+		if (why || clen > (1u << 20)) {
+			why = why ? why : "request body over 1 MiB";
+			break;
+		}
+		if (c->in.len - off - head < clen) {
+			if (expect && !c->continued)
+				buf_appends(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+			c->continued = true;
+			break;
+		}
+		rcv_delivery(id, idlen, end + 4, clen);
+		buf_appends(&c->out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+		c->continued = false;
+		off += head + clen;
+	}
+	buf_consume(&c->in, off);
+	return why ? why : c->in.len > (2u << 20) ? "request head too large" : NULL;
+}
+
+static void rconn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct rconn *c = (struct rconn *)w;
+	if (revents & EV_READ) {
+		buf_reserve(&c->in, BENCH_READ_CHUNK);
+		ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			rconn_close(c, n == 0 ? NULL : strerror(errno));   /* the courier may close */
+			return;
+		}
+		c->in.len += n > 0 ? (size_t)n : 0;
+		const char *why = rconn_parse(c);
+		if (why) {
+			rconn_close(c, why);
+			phase_check();
+			return;
+		}
+	}
+	if (send_buf(c->fd, &c->out) < 0)
+		rconn_close(c, strerror(errno));
+	else
+		io_want(&c->io, c->out.len ? EV_READ | EV_WRITE : EV_READ);
+	phase_check();
+}
+
+static void rcv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	int fd, one = 1;
+	while ((fd = accept4(rcv.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct rconn *c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		c->next = rcv.conns;
+		rcv.conns = c;
+		rcv.accepted++;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		ev_io_init(&c->io, rconn_io_cb, fd, EV_READ);
+		ev_io_start(bench_loop, &c->io);
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+		set_error(rcv.error, sizeof(rcv.error), "receiver: accept: %s", strerror(errno));
+}
+
+/* Listens on an ephemeral loopback port (rcv.port). */
+static int rcv_open(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	rcv.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (rcv.fd < 0 || bind(rcv.fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(rcv.fd, 1024) < 0 || getsockname(rcv.fd, (struct sockaddr *)&a, &alen) < 0) {
+		fprintf(stderr, "herald-bench: receiver: %s\n", strerror(errno));
+		return -1;
+	}
+	rcv.port = ntohs(a.sin_port);
+	ev_io_init(&rcv.io, rcv_accept_cb, rcv.fd, EV_READ);
+	ev_io_start(bench_loop, &rcv.io);
+	return 0;
+}
+
+static void rcv_close(void)
+{
+	if (rcv.fd >= 0) {
+		ev_io_stop(bench_loop, &rcv.io);
+		close(rcv.fd);
+	}
+	while (rcv.conns) {
+		struct rconn *c = rcv.conns;
+		rcv.conns = c->next;
+		if (c->fd >= 0)
+			rconn_close(c, NULL);
+		free(c);
+	}
+	map_free(&rcv.ids);
+}
+
+/* Registers an endpoint for the bench room(s) at url; its id into id. */
+static int endpoint_add(const char *url, char *id, size_t idlen)
+{
+	char rooms[ROOM_MAX + 8];
+	snprintf(rooms, sizeof(rooms), opt.rooms_count > 1 ? "%s-*" : "%s", opt.room);
+	json_t *v = json_pack("{s:s, s:[s], s:[s]}", "url", url, "events", "*", "rooms", rooms);
+	char *body = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	struct buf out = { 0 };
+	int status = api_call("POST", "/api/webhooks", body, &out);
+	v = status == 201 ? json_loadb(out.data, out.len, 0, NULL) : NULL;
+	const char *s = json_string_value(json_object_get(v, "id"));
+	if (s)
+		snprintf(id, idlen, "%s", s);
+	else
+		api_fail("registering a webhook", status, &out);
+	json_decref(v);
+	free(body);
+	buf_free(&out);
+	return s ? 0 : -1;
+}
+
+static void endpoint_remove(const char *id)
+{
+	char path[128];
+	struct buf out = { 0 };
+	snprintf(path, sizeof(path), "/api/webhooks/%s", id);
+	int status = api_call("DELETE", path, NULL, &out);
+	if (status != 200)
+		api_fail(path, status, &out);
+	buf_free(&out);
+}
+
+/* Deliveries waiting in the server's queue (/api/stats); -1 when unknown. */
+static long webhooks_queued(void)
+{
+	struct buf out = { 0 };
+	json_t *v = api_call("GET", "/api/stats", NULL, &out) == 200
+		? json_loadb(out.data, out.len, 0, NULL) : NULL;
+	json_t *q = json_object_get(json_object_get(v, "webhooks"), "queued");
+	long n = json_is_integer(q) ? (long)json_integer_value(q) : -1;
+	json_decref(v);
+	buf_free(&out);
+	return n;
+}
+
+/* The courier's memory: --pids, else every process titled "heraldd: courier". */
+static json_t *courier_memory(void)
+{
+	static struct procmem procs[BENCH_MAX_PIDS];
+	int np = find_pids(procs, BENCH_MAX_PIDS, "heraldd: courier");
+	json_t *list = json_array();
+	for (int i = 0; i < np; i++) {
+		long rss = proc_kb(procs[i].pid, "status", "VmRSS:");
+		long anon = proc_kb(procs[i].pid, "status", "RssAnon:");
+		long hwm = proc_kb(procs[i].pid, "status", "VmHWM:");
+		say("  courier pid %d: VmRSS %ld kB, RssAnon %ld kB, peak VmHWM %ld kB\n",
+		    (int)procs[i].pid, rss, anon, hwm);
+		json_array_append_new(list, json_pack("{s:i, s:I, s:I, s:I}", "pid", (int)procs[i].pid,
+			"rss_kb", (json_int_t)rss, "anon_kb", (json_int_t)anon, "hwm_kb", (json_int_t)hwm));
+	}
+	if (np == 0)
+		fprintf(stderr, "herald-bench: no courier process found (or use --pids)\n");
+	else if (np > 1)
+		fprintf(stderr, "herald-bench: %d courier processes: use --pids to choose\n", np);
+	return list;
+}
+
+static long webhooks_expected(void)
+{
+	return pub.acked * opt.endpoints;
+}
+
+static bool webhooks_done(void)
+{
+	return pub_done() && (long)rcv.ids.count >= webhooks_expected();
+}
+
+static void webhooks_progress(void)
+{
+	fprintf(stderr, "\r\033[Kpublished %ld/%ld, webhooks %zu/%ld", pub.acked, pub.total,
+		rcv.ids.count, pub.total * opt.endpoints);
+}
+
+static int run_webhooks(void)
+{
+	raise_nofile();
+	if (!opt.pipeline)
+		opt.pipeline = 1;
+	char url[512];
+	if (opt.url)
+		snprintf(url, sizeof(url), "%s", opt.url);
+	else if (rcv_open() == 0)
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/", rcv.port);
+	else
+		return 1;
+	say("webhooks: %ld messages to %s%s over %ld HTTP connections, %ld endpoints at %s\n",
+	    opt.messages, opt.room, opt.rooms_count > 1 ? "-*" : "", opt.publishers,
+	    opt.endpoints, url);
+	char (*ids)[64] = xcalloc((size_t)opt.endpoints, sizeof(*ids));
+	long made = 0;
+	while (made < opt.endpoints && endpoint_add(url, ids[made], sizeof(ids[made])) == 0)
+		made++;
+	if (made < opt.endpoints) {
+		while (made)
+			endpoint_remove(ids[--made]);
+		free(ids);
+		rcv_close();
+		return 1;
+	}
+	pub_open(opt.publishers, opt.messages, opt.room, opt.rooms_count);
+	pub_start();
+	bool ok = phase_run(opt.url ? "publishing" : "publishing and delivering",
+			    opt.url ? pub_done : webhooks_done, webhooks_progress);
+	if (opt.url)
+		usleep((useconds_t)(opt.settle * 1e6));   /* the courier takes up the queue */
+	long queued = webhooks_queued();
+	long expected = webhooks_expected(), distinct = (long)rcv.ids.count;
+	long missing = opt.url ? 0 : expected - distinct;
+	double dps = rate_per_sec((double)rcv.received, rcv.first, rcv.last);
+	double pps = rate_per_sec((double)pub.acked, pub.first_sent, pub.last_ack);
+	double lag = span(pub.last_ack, rcv.last);
+	say("  published %ld (failed %ld) at %.0f publishes/s acknowledged\n", pub.acked,
+	    pub.failed, pps);
+	if (!opt.url) {
+		say("  received %llu webhooks in %.3f s: %.0f deliveries/s, the last %.3f s after "
+		    "the last publish, over %ld connections\n", (unsigned long long)rcv.received,
+		    span(rcv.first, rcv.last), dps, lag, rcv.accepted);
+		say("  distinct webhook-ids %ld of %ld expected: missing %ld, duplicates %llu, "
+		    "without webhook-id %llu\n", distinct, expected, missing,
+		    (unsigned long long)rcv.dups, (unsigned long long)rcv.unnamed);
+		hist_print("publish-to-webhook", &rcv.lat);
+	}
+	say("  queued in the server at the end: %ld\n", queued);
+	json_t *courier = courier_memory();
+	for (long i = 0; i < made; i++)
+		endpoint_remove(ids[i]);     /* and their deliveries still queued */
+	if (pub.error[0])
+		fprintf(stderr, "herald-bench: %s\n", pub.error);
+	if (rcv.error[0])
+		fprintf(stderr, "herald-bench: %s\n", rcv.error);
+	print_result(json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, "
+			       "s:I, s:I, s:f, s:f, s:I, s:o, s:o, s:b}",
+		"mode", "webhooks", "room", opt.room, "messages", (json_int_t)opt.messages,
+		"endpoints", (json_int_t)opt.endpoints, "url", url,
+		"published", (json_int_t)pub.acked, "publish_errors", (json_int_t)pub.failed,
+		"publishes_per_sec", pps, "expected", (json_int_t)expected,
+		"received", (json_int_t)rcv.received, "distinct", (json_int_t)distinct,
+		"missing", (json_int_t)missing, "duplicates", (json_int_t)rcv.dups,
+		"without_id", (json_int_t)rcv.unnamed, "receiver_connections", (json_int_t)rcv.accepted,
+		"deliveries_per_sec", dps, "lag_after_last_publish", lag, "queued", (json_int_t)queued,
+		"latency_us", hist_json(&rcv.lat), "courier", courier,
+		"timeout", !ok));
+	bool clean = ok && !pub.failed && pub.acked == opt.messages && missing == 0 &&
+		     !rcv.dups && !rcv.unnamed && !rcv.error[0];
+	free(ids);
+	pub_close();
+	rcv_close();
+	return clean ? 0 : 1;
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 enum {
 	OPT_SUBSCRIBERS = 256, OPT_CONNECTIONS, OPT_MESSAGES, OPT_RATE, OPT_PUBLISHERS,
 	OPT_PIPELINE, OPT_ROOM, OPT_ROOMS_COUNT, OPT_PROCESSES, OPT_HOLD, OPT_SETTLE, OPT_PIDS,
 	OPT_MATCH, OPT_WS_URL, OPT_API_URL, OPT_API_KEY, OPT_TOKEN, OPT_TIMEOUT, OPT_PER_SOURCE,
-	OPT_CONCURRENCY, OPT_QUIET, OPT_KIND, OPT_DURATION,
+	OPT_CONCURRENCY, OPT_QUIET, OPT_KIND, OPT_DURATION, OPT_ENDPOINTS, OPT_URL,
 };
 
 static const struct option long_opts[] = {
@@ -1616,6 +2048,8 @@ static const struct option long_opts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "endpoints", required_argument, NULL, OPT_ENDPOINTS },
+	{ "url", required_argument, NULL, OPT_URL },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1654,6 +2088,7 @@ static const struct mode {
 	{ "publish", run_publish, messages_ok, "--messages", true },
 	{ "replay", run_replay, messages_ok, "--messages", true },
 	{ "abuse", run_abuse, abuse_ok, "--kind, --connections and --duration", true },
+	{ "webhooks", run_webhooks, messages_ok, "--messages", true },
 };
 
 int main(int argc, char **argv)
@@ -1703,6 +2138,8 @@ int main(int argc, char **argv)
 		case OPT_QUIET: opt.quiet = true; break;
 		case OPT_KIND: opt.kind = optarg; break;
 		case OPT_DURATION: opt.duration = opt_double("--duration", optarg); break;
+		case OPT_ENDPOINTS: opt.endpoints = opt_long("--endpoints", optarg, 1); break;
+		case OPT_URL: opt.url = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1731,11 +2168,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!opt.room) {
-		if (strcmp(opt.mode, "replay") == 0) {
-			/* A fresh room: nothing older to prune or to replay. */
+		if (strcmp(opt.mode, "replay") == 0 || strcmp(opt.mode, "webhooks") == 0) {
+			/* A fresh room: nothing older to prune or to replay, and
+			 * no endpoint of an earlier run matches it. */
 			char hex[17];
 			random_hex(hex, 8);
-			snprintf(room, sizeof(room), "bench:replay-%s", hex);
+			snprintf(room, sizeof(room), "bench:%s-%s", opt.mode, hex);
 		} else {
 			snprintf(room, sizeof(room), "bench:%s", opt.mode);
 		}
