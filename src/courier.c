@@ -75,6 +75,8 @@ static struct {
 	ev_signal sig_term, sig_usr1;
 	bool scan_wanted;
 	CURLM *multi;
+	CURL **idle;                /* finished handles, reset for the next attempt */
+	size_t nidle, idle_cap;
 	struct endpoint *endpoints;
 	size_t nendpoints;
 	struct map attempts;        /* delivery id -> attempt, busy ones */
@@ -316,7 +318,7 @@ static void send_due(void *arg, int64_t delivery, int attempts, const char *body
 	a->headers = curl_slist_append(a->headers, "Expect:");   /* no 100-continue round trip */
 	buf_free(&sig);
 
-	CURL *h = curl_easy_init();
+	CURL *h = co.nidle ? co.idle[--co.nidle] : curl_easy_init();
 	if (!h)
 		fatal("event=curl_easy_init_failed");
 	curl_easy_setopt(h, CURLOPT_URL, e->url);
@@ -358,7 +360,9 @@ static void collect_done(void)
 		if (code == CURLE_OK)
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		curl_multi_remove_handle(co.multi, h);
-		curl_easy_cleanup(h);
+		curl_easy_reset(h);
+		xgrow(&co.idle, &co.idle_cap, co.nidle + 1, sizeof(*co.idle));
+		co.idle[co.nidle++] = h;
 		a->easy = NULL;
 		a->status = (uint32_t)status;
 		a->duration_ms = (uint32_t)MAX(0, now_ms() - a->started_ms);
@@ -401,6 +405,9 @@ static void scan(void)
 				  store_errmsg(co.reader));
 		if (e->failures >= co.cfg->webhook_breaker_failures && e->paused_until_ms > now)
 			next = MIN(next, e->paused_until_ms);
+		/* No room left: an attempt on the wire brings the next scan when it ends. */
+		if (f.room == 0 && e->in_flight > 0)
+			continue;
 		int64_t due = store_delivery_next_due(co.reader, e->id, now);
 		if (due > 0)
 			next = MIN(next, due);
