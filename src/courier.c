@@ -153,17 +153,28 @@ static void endpoints_load(void)
 	}
 }
 
+/* The endpoint's circuit breaker: closed, open (cooling down) or half open
+ * (the cool-down has passed: one probe may go). */
+enum circuit { CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN };
+static const char *const circuit_names[] = { "closed", "open", "half_open" };
+
+static enum circuit endpoint_circuit(const struct endpoint *e, int64_t now)
+{
+	return e->failures < co.cfg->webhook_breaker_failures ? CIRCUIT_CLOSED
+	       : e->paused_until_ms > now ? CIRCUIT_OPEN : CIRCUIT_HALF_OPEN;
+}
+
 /* How many more attempts the endpoint may have on the wire now: its
  * concurrency while the breaker is closed, none while it is open, and one
- * probe once the cool-down has passed. */
+ * probe when half open, until the hub has recorded the probe's outcome. */
 static int endpoint_room(const struct endpoint *e, int64_t now)
 {
 	if (!e->enabled || !e->url || !e->secret)
 		return 0;
-	int allowed = co.cfg->webhook_concurrency;
-	if (e->failures >= co.cfg->webhook_breaker_failures)
-		allowed = e->paused_until_ms > now ? 0 : 1;
-	return MAX(0, MIN(allowed - e->in_flight, co.cfg->webhook_max_in_flight - co.in_flight));
+	enum circuit c = endpoint_circuit(e, now);
+	int room = c == CIRCUIT_CLOSED ? co.cfg->webhook_concurrency - e->in_flight
+		   : c == CIRCUIT_HALF_OPEN ? 1 - e->busy : 0;
+	return MAX(0, MIN(room, co.cfg->webhook_max_in_flight - co.in_flight));
 }
 
 /* ---- results --------------------------------------------------------------------- */
@@ -403,7 +414,7 @@ static void scan(void)
 		    store_deliveries_due(co.reader, e->id, now, f.room + e->busy, send_due, &f) < 0)
 			log_error("event=webhook_queue_unreadable error=\"%s\"",
 				  store_errmsg(co.reader));
-		if (e->failures >= co.cfg->webhook_breaker_failures && e->paused_until_ms > now)
+		if (endpoint_circuit(e, now) == CIRCUIT_OPEN)
 			next = MIN(next, e->paused_until_ms);
 		/* No room left: an attempt on the wire brings the next scan when it ends. */
 		if (f.room == 0 && e->in_flight > 0)
@@ -476,11 +487,14 @@ static void send_stats(void)
 	if (!co.hub_up)
 		return;
 	json_t *eps = json_object();
-	for (size_t i = 0; i < co.nendpoints; i++)
-		json_object_set_new(eps, co.endpoints[i].id,
-				    json_pack("{s:i, s:i}", "in_flight", co.endpoints[i].in_flight,
-					      "awaiting_commit",
-					      co.endpoints[i].busy - co.endpoints[i].in_flight));
+	int64_t now = now_ms();
+	for (size_t i = 0; i < co.nendpoints; i++) {
+		const struct endpoint *e = &co.endpoints[i];
+		json_object_set_new(eps, e->id,
+				    json_pack("{s:i, s:i, s:s}", "in_flight", e->in_flight,
+					      "awaiting_commit", e->busy - e->in_flight,
+					      "circuit", circuit_names[endpoint_circuit(e, now)]));
+	}
 	json_t *v = json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:o}", "pid", (int)getpid(),
 			      "in_flight", co.in_flight,
 			      "awaiting_commit", (json_int_t)co.attempts.count - co.in_flight,
