@@ -720,7 +720,9 @@ def test_circuit_breaker_opens_and_a_healthy_endpoint_is_unaffected(herald_facto
     bad.check()
     good.check()
     assert "open" in courier_endpoint_states(stats, wb["id"]), stats
-    assert "closed" in courier_endpoint_states(courier_stats(h), wb["id"])
+    # The courier reports its figures every second.
+    assert wait_until(lambda: "closed" in courier_endpoint_states(courier_stats(h), wb["id"]),
+                      timeout=5)
 
 
 # ---- crashes and volume ----------------------------------------------------------------------
