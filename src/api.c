@@ -17,6 +17,7 @@
 #include "session.h"
 #include "store.h"
 #include "util.h"
+#include "wfstate.h"
 #include "worker.h"
 
 #define HUB_STALE_MS 2000      /* hub figures older than this mean the hub is down */
@@ -525,6 +526,147 @@ static void webhooks_route(struct route_req *r)
 	ask_hub(r->c, q, hub_reply);
 }
 
+/* ---- workflows ------------------------------------------------------------------------ */
+
+/* GET /api/workflow-definitions, read here; POST goes to the hub. */
+static void workflow_definitions(struct route_req *r)
+{
+	if (method_is(r->req, "POST")) {
+		json_t *body = body_json(r, 0);
+		if (body)
+			ask_hub(r->c, json_pack("{s:s, s:o}", "op", "workflow_define", "body", body),
+				hub_reply);
+		return;
+	}
+	json_t *rows = store_workflow_defs(worker.reader);
+	if (!rows) {
+		respond_error(r->c, 500, "internal", "definitions unavailable");
+		return;
+	}
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		const char *steps = json_string_value(json_object_get(row, "steps"));
+		json_t *v = steps ? json_loads(steps, 0, NULL) : NULL;
+		json_object_set_new(row, "steps", v ? v : json_array());
+	}
+	respond_json(r->c, 200, json_pack("{s:o}", "definitions", rows));
+}
+
+/* GET /api/workflows/{id}: the state, its history and the approvals of its
+ * current step, from one read snapshot. */
+static void workflow_show(struct route_req *r, const char *id)
+{
+	json_t *row = NULL, *history = NULL, *approvals = NULL;
+	int found = -1;
+	int64_t n = wfstate_id_parse(id);
+	if (!n) {
+		found = 0;
+	} else if (store_begin(worker.reader) == 0) {
+		found = store_workflow_get(worker.reader, n, &row);
+		if (found == 1) {
+			history = store_workflow_history(worker.reader, n);
+			approvals = store_workflow_approvals(worker.reader, n,
+				(int)json_integer_value(json_object_get(row, "step")));
+			if (!history || !approvals)
+				found = -1;
+		}
+		store_commit(worker.reader);
+	}
+	if (found == 1) {
+		json_t *v = wfstate_json(row);
+		json_object_set(v, "history", history);
+		json_object_set(v, "approvals", approvals);
+		respond_json(r->c, 200, v);
+	} else if (found == 0) {
+		respond_error(r->c, 404, "not_found", "no such workflow");
+	} else {
+		respond_error(r->c, 500, "internal", "workflow unavailable");
+	}
+	json_decref(row);
+	json_decref(history);
+	json_decref(approvals);
+}
+
+/* GET /api/workflows?status=&definition=&created_by=&limit=&before=, newest first. */
+static void workflows_list(struct route_req *r)
+{
+	const struct http_request *req = r->req;
+	char status[32], definition[WFSTATE_NAME_MAX * 3 + 1], by[ROOM_MAX * 3 + 1], before[32];
+	struct store_workflow_filter f = { .limit = (int)query_long(req, "limit", 100) };
+#define PARAM(key, out) (req->query && http_query_param(req->query, req->query_len, key, out, \
+							sizeof(out)) >= 0 ? out : NULL)
+	f.status = PARAM("status", status);
+	f.definition = PARAM("definition", definition);
+	f.created_by = PARAM("created_by", by);
+	const char *b = PARAM("before", before);
+#undef PARAM
+	f.before = b ? wfstate_id_parse(b) : 0;
+	const char *why = f.limit < 1 || f.limit > 500 ? "limit must be from 1 to 500"
+			  : f.status && wfstate_status_parse(f.status) < 0
+			  ? "status must be pending, in_progress, approved, rejected or cancelled"
+			  : b && !f.before ? "before must be a workflow id" : NULL;
+	if (why) {
+		respond_error(r->c, 400, "bad_request", why);
+		return;
+	}
+	json_t *rows = store_workflows(worker.reader, &f);
+	if (!rows) {
+		respond_error(r->c, 500, "internal", "workflows unavailable");
+		return;
+	}
+	json_t *list = json_array();
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row)
+		json_array_append_new(list, wfstate_json(row));
+	json_t *last = json_array_get(list, json_array_size(list) - 1);
+	json_t *next = json_array_size(list) == (size_t)f.limit ? json_object_get(last, "id") : NULL;
+	respond_json(r->c, 200, json_pack("{s:o, s:O}", "workflows", list,
+					  "next_before", next ? next : json_null()));
+	json_decref(rows);
+}
+
+/* /api/workflows[/bulk | /{id}[/approve|reject|cancel]]: reads here, writes in the hub. */
+static void workflows_route(struct route_req *r)
+{
+	bool get = method_is(r->req, "GET"), post = method_is(r->req, "POST");
+	char id[64];
+	const char *slash = memchr(r->rest, '/', r->rest_len);
+	size_t n = slash ? (size_t)(slash - r->rest) : r->rest_len;
+	json_t *body;
+	if (r->rest_len == 0 && get) {
+		workflows_list(r);
+	} else if (r->rest_len == 0 && post) {
+		if ((body = body_json(r, 0)))
+			ask_hub(r->c, json_pack("{s:s, s:o}", "op", "workflow_create", "body", body),
+				hub_reply);
+	} else if (r->rest_len == 0) {
+		respond_error(r->c, 405, "method_not_allowed", "GET or POST");
+	} else if (!slash && r->rest_len == 4 && memcmp(r->rest, "bulk", 4) == 0 && post) {
+		if ((body = body_json(r, 0)))
+			ask_hub(r->c, json_pack("{s:s, s:o}", "op", "workflow_bulk", "body", body),
+				hub_reply);
+	} else if (!segment(r, r->rest, n, id, sizeof(id))) {
+		return;
+	} else if (!slash && get) {
+		workflow_show(r, id);
+	} else if (slash && post && r->rest_len - n - 1 <= 7) {
+		char action[8];
+		snprintf(action, sizeof(action), "%.*s", (int)(r->rest_len - n - 1), slash + 1);
+		if (wfstate_action_parse(action) < 0) {
+			respond_error(r->c, 404, "not_found", "no such route");
+		} else if ((body = r->len ? body_json(r, 0) : json_object())) {
+			json_object_set_new(body, "op", json_string("workflow_act"));
+			json_object_set_new(body, "action", json_string(action));
+			json_object_set_new(body, "id", json_string(id));
+			ask_hub(r->c, body, hub_reply);
+		}
+	} else {
+		respond_error(r->c, 404, "not_found", "no such route");
+	}
+}
+
 /* Prometheus text from the hub's stats. */
 static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
 {
@@ -536,6 +678,7 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 		return;
 	}
 	json_t *msgs = json_object_get(v, "messages"), *wh = json_object_get(v, "webhooks");
+	json_t *wf = json_object_get(v, "workflows");
 	struct buf b = { 0 };
 	struct { const char *name, *help, *type; json_t *val; } m[] = {
 		{ "herald_connections", "Open client connections", "gauge", json_object_get(v, "connections") },
@@ -562,6 +705,12 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 		{ "herald_webhook_attempts_failed_total", "Webhook attempts that failed", "counter", json_object_get(wh, "failed") },
 		{ "herald_webhook_in_flight", "Webhook attempts in flight in the courier", "gauge",
 		  json_object_get(json_object_get(wh, "courier"), "in_flight") },
+		{ "herald_workflows_created_total", "Workflows created", "counter", json_object_get(wf, "created") },
+		{ "herald_workflow_transitions_total", "Workflow approvals, rejections and cancellations committed", "counter",
+		  json_object_get(wf, "transitions") },
+		{ "herald_workflow_refused_total", "Workflow actions refused by the rules", "counter",
+		  json_object_get(wf, "refused") },
+		{ "herald_workflow_bulks_total", "Bulk workflow actions completed", "counter", json_object_get(wf, "bulks") },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(m); i++)
 		buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m[i].name, m[i].help,
@@ -574,6 +723,12 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 		buf_printf(&b, "herald_worker_connections{worker=\"%lld\"} %lld\n",
 			   (long long)json_integer_value(json_object_get(w, "slot")) + 1,
 			   (long long)json_integer_value(json_object_get(w, "connections")));
+	buf_appends(&b, "# HELP herald_workflows Workflows by status\n# TYPE herald_workflows gauge\n");
+	const char *st;
+	json_t *count;
+	json_object_foreach(json_object_get(wf, "by_status"), st, count)
+		buf_printf(&b, "herald_workflows{status=\"%s\"} %lld\n", st,
+			   (long long)json_integer_value(count));
 	respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_free(&b);
 	json_decref(v);
@@ -625,6 +780,10 @@ static void api_route(struct route_req *r)
 		webhooks_route(r);
 	} else if (PREFIX("/webhooks/")) {
 		webhooks_route(r);
+	} else if (IS("/workflow-definitions") && (get || post)) {
+		workflow_definitions(r);
+	} else if (IS("/workflows") || PREFIX("/workflows/")) {
+		workflows_route(r);
 	} else {
 		respond_error(r->c, 404, "not_found", "no such route");
 	}

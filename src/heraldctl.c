@@ -543,6 +543,93 @@ static int cmd_webhooks(int argc, char **argv)
 	return rc;
 }
 
+/* Appends "?key=value" or "&key=value" (escaped) to path when value is given. */
+static void query_add(struct buf *path, const char *key, const char *value)
+{
+	if (!value)
+		return;
+	buf_printf(path, "%c%s=", memchr(path->data, '?', path->len) ? '&' : '?', key);
+	url_escape(path, value);
+}
+
+/* workflows SUBCOMMAND ...: the /api/workflow-definitions and /api/workflows routes. */
+static int cmd_workflows(int argc, char **argv)
+{
+	const char *pos[3], *steps = NULL, *by = NULL, *data = NULL, *actor = NULL, *roles = NULL,
+		   *comment = NULL, *version = NULL, *status = NULL, *definition = NULL,
+		   *created_by = NULL, *limit = NULL, *before = NULL;
+	const struct opt opts[] = {
+		{ "--steps", &steps }, { "--by", &by }, { "--data", &data }, { "--actor", &actor },
+		{ "--roles", &roles }, { "--comment", &comment }, { "--version", &version },
+		{ "--status", &status }, { "--definition", &definition },
+		{ "--created-by", &created_by }, { "--limit", &limit }, { "--before", &before },
+		{ NULL, NULL },
+	};
+	int n = args_split(argc, argv, opts, pos, 3);
+	const char *sub = n ? pos[0] : "list";
+	struct buf path = { 0 };
+	const char *method = "POST";
+	json_t *body = NULL;
+	if (strcmp(sub, "define") == 0) {
+		if (n != 2 || !steps)
+			die_usage("%s", "workflows define needs NAME and --steps JSON");
+		buf_appends(&path, "/api/workflow-definitions");
+		body = json_pack("{s:s, s:o}", "name", pos[1], "steps", arg_json(steps));
+	} else if (strcmp(sub, "definitions") == 0 && n == 1) {
+		method = "GET";
+		buf_appends(&path, "/api/workflow-definitions");
+	} else if (strcmp(sub, "create") == 0) {
+		if (n != 2 || !by)
+			die_usage("%s", "workflows create needs DEFINITION and --by USER");
+		buf_appends(&path, "/api/workflows");
+		body = json_pack("{s:s, s:s}", "definition", pos[1], "created_by", by);
+		if (data)
+			json_object_set_new(body, "data", arg_json(data));
+	} else if (strcmp(sub, "list") == 0 && n <= 1) {
+		method = "GET";
+		buf_appends(&path, "/api/workflows");
+		query_add(&path, "status", status);
+		query_add(&path, "definition", definition);
+		query_add(&path, "created_by", created_by);
+		if (limit)
+			buf_printf(&path, "%climit=%ld", memchr(path.data, '?', path.len) ? '&' : '?',
+				   arg_long("--limit", limit));
+		query_add(&path, "before", before);
+	} else if (strcmp(sub, "show") == 0 && n == 2) {
+		method = "GET";
+		buf_appends(&path, "/api/workflows/");
+		url_escape(&path, pos[1]);
+	} else if (strcmp(sub, "approve") == 0 || strcmp(sub, "reject") == 0 ||
+		   strcmp(sub, "cancel") == 0 || strcmp(sub, "bulk") == 0) {
+		bool bulk = sub[0] == 'b';
+		if (n != (bulk ? 3 : 2) || !actor)
+			die_usage("workflows %s needs %s and --actor USER", sub,
+				  bulk ? "ACTION and ID,ID,..." : "ID");
+		body = json_pack("{s:s}", "actor", actor);
+		if (bulk) {
+			buf_appends(&path, "/api/workflows/bulk");
+			json_object_set_new(body, "action", json_string(pos[1]));
+			json_object_set_new(body, "ids", arg_list(pos[2]));
+		} else {
+			buf_appends(&path, "/api/workflows/");
+			url_escape(&path, pos[1]);
+			buf_printf(&path, "/%s", sub);
+		}
+		if (roles)
+			json_object_set_new(body, "roles", arg_list(roles));
+		if (comment)
+			json_object_set_new(body, "comment", json_string(comment));
+		if (version && !bulk)
+			json_object_set_new(body, "version", json_integer(arg_long("--version", version)));
+	} else {
+		die_usage("bad workflows subcommand '%s' or arguments", sub);
+	}
+	buf_append(&path, "", 1);
+	int rc = api_print(method, path.data, body);
+	buf_free(&path);
+	return rc;
+}
+
 static int cmd_api(int argc, char **argv)
 {
 	const char *pos[3];
@@ -1093,6 +1180,12 @@ static const struct verb {
 	  "[--timeout-ms N] | show|rm|test|enable|disable ID | rotate ID [--secret S] | "
 	  "deliveries ID [--status S] [--limit N] | retry ID DELIVERY",
 	  "manage webhook endpoints and their deliveries" },
+	{ "workflows", cmd_workflows,
+	  "[list [--status S] [--definition D] [--created-by U] [--limit N] [--before ID]] | "
+	  "define NAME --steps JSON | definitions | create DEFINITION --by USER [--data JSON] | "
+	  "show ID | approve|reject|cancel ID --actor U [--roles a,b] [--comment C] [--version N] | "
+	  "bulk ACTION ID,ID,... --actor U [--roles a,b] [--comment C]",
+	  "manage approval workflows" },
 	{ "api", cmd_api, "METHOD PATH [JSON]", "call any API route (e.g. GET /api/stats)" },
 	{ "tail", cmd_tail, "ROOM [--since SEQ] [--epoch E] [--token T]",
 	  "print a room's events as JSON lines" },

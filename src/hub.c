@@ -21,6 +21,7 @@
 #include "registry.h"
 #include "retention.h"
 #include "util.h"
+#include "workflow.h"
 
 #define STATUS_INTERVAL 0.25
 
@@ -211,6 +212,7 @@ static json_t *stats_json(void)
 			       "uptime", (json_int_t)((now_ms() - hub.started_ms) / 1000));
 	registry_stats(st);
 	outbox_stats(st);
+	workflow_stats(st);
 	return st;
 }
 
@@ -243,7 +245,7 @@ static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
 }
 
 static hub_request_fn *const request_handlers[] = {
-	hub_request, registry_request, notify_request, outbox_request,
+	hub_request, registry_request, notify_request, outbox_request, workflow_request,
 };
 
 static void on_request(struct link *l, struct ipc_reader *r)
@@ -287,6 +289,7 @@ static void link_close(struct ipc_chan *ch)
 	}
 	/* Requests still in flight are committed, but nobody waits for the answer. */
 	pipeline_link_lost(l);
+	workflow_link_lost(l);
 	json_decref(l->stats);
 	l->stats = NULL;
 	/* Freed after the loop turn: the channel's read callback may still run. */

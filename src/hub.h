@@ -8,6 +8,7 @@
  *   registry.c   client connections over all workers, their limits, kicks
  *   notify.c     stored notifications and their read state
  *   outbox.c     webhook endpoints and the deliveries each message creates
+ *   workflow.c   approval workflows: definitions, instances, transitions
  *   retention.c  pruning history and freeing idle rooms */
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H

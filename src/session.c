@@ -1,7 +1,7 @@
 /* session.c -- the client protocol on /ws (SPEC §3): authentication and
  * token refresh, subscriptions (with replay through room.c), client
- * publishing where a namespace allows it, notifications read state, and the
- * per-connection message rate limit. */
+ * publishing where a namespace allows it, notifications read state, workflow
+ * actions, and the per-connection message rate limit. */
 #include "session.h"
 
 #include <stdio.h>
@@ -560,6 +560,64 @@ static void on_read(struct session *s, json_t *msg, const char *id)
 	free(text);
 }
 
+/* ---- workflows ---------------------------------------------------------------------- */
+
+/* The hub's answer to a workflow action: the state, or the refusal. */
+static void workflow_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	char *id = (char *)(uintptr_t)tag;
+	json_t *v = c ? json_loadb(json, len, 0, NULL) : NULL;
+	if (c && status == 200 && v) {
+		struct buf b = { 0 };
+		buf_appends(&b, "{\"type\":\"workflow\",");
+		proto_put_id(&b, id);
+		buf_appends(&b, "\"workflow\":");
+		buf_append(&b, json, len);
+		buf_appends(&b, "}");
+		send_buf(c, &b);
+	} else if (c) {
+		json_t *err = json_object_get(v, "error");
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		send_error(c, id, code ? code : "internal", msg ? msg : "workflow action failed");
+	}
+	json_decref(v);
+	free(id);
+}
+
+/* workflow {action, workflow, comment, version?}: acts as the token's sub
+ * with its roles; the hub checks the rules. */
+static void on_workflow(struct session *s, json_t *msg, const char *id)
+{
+	if (!s->claims.sub) {
+		send_error(s->conn, id, "auth_required", "workflow actions need a user");
+		return;
+	}
+	json_t *wf = json_object_get(msg, "workflow"), *action = json_object_get(msg, "action");
+	if (!json_is_string(wf) || !json_is_string(action)) {
+		send_error(s->conn, id, "bad_request", "workflow needs action and workflow");
+		return;
+	}
+	json_t *roles = json_array();
+	for (size_t i = 0; i < s->claims.nroles; i++)
+		json_array_append_new(roles, json_string(s->claims.roles[i]));
+	json_t *q = json_pack("{s:s, s:O, s:O, s:s, s:o}", "op", "workflow_act", "action", action,
+			      "id", wf, "actor", s->claims.sub, "roles", roles);
+	const char *keys[] = { "comment", "version" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_object_get(msg, keys[i]))
+			json_object_set(q, keys[i], json_object_get(msg, keys[i]));
+	char *text = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	char *tag = id ? xstrdup(id) : NULL;
+	if (worker_request(s->conn, (uint64_t)(uintptr_t)tag, text, strlen(text),
+			   workflow_reply) < 0) {
+		free(tag);
+		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
+	}
+	free(text);
+}
+
 /* ---- the session's lifecycle --------------------------------------------------------- */
 
 /* Token bucket: false (message dropped) when the client is over its rate;
@@ -659,6 +717,8 @@ void session_message(struct conn *c, int opcode, const char *p, size_t n)
 		on_publish(s, msg, p, n, id);
 	} else if (strcmp(type, "read") == 0) {
 		on_read(s, msg, id);
+	} else if (strcmp(type, "workflow") == 0) {
+		on_workflow(s, msg, id);
 	} else {
 		send_error(c, id, "bad_request", "unknown message type");
 	}

@@ -19,6 +19,12 @@
  * and preparing them there would only hide the mistake until run time. */
 enum store_mode { STORE_ANY, STORE_RW, STORE_RO };
 
+/* A workflow instance with its definition's steps (wfstate_json's row). */
+#define STORE_WF_SELECT \
+	"SELECT w.id, w.definition, w.status, w.step, w.data, w.version, w.created_by," \
+	" w.created_at, w.updated_at, d.steps FROM workflows AS w" \
+	" JOIN workflow_definitions AS d ON d.name = w.definition"
+
 enum {
 	ST_BEGIN,
 	ST_BEGIN_READ,
@@ -57,6 +63,18 @@ enum {
 	ST_DELIVERIES_DUE,
 	ST_DELIVERY_NEXT_DUE,
 	ST_DELIVERY_COUNTS,
+	ST_WF_DEF_ADD,
+	ST_WF_DEF_GET,
+	ST_WF_DEFS,
+	ST_WF_ADD,
+	ST_WF_GET,
+	ST_WF_UPDATE,
+	ST_WF_LIST,
+	ST_WF_COUNTS,
+	ST_WF_HISTORY_ADD,
+	ST_WF_HISTORY,
+	ST_WF_APPROVAL_ADD,
+	ST_WF_APPROVALS,
 	ST_COUNT
 };
 
@@ -183,6 +201,41 @@ static const struct {
 	[ST_DELIVERY_COUNTS] = { STORE_ANY,
 		"SELECT (SELECT count(*) FROM webhook_deliveries WHERE status IN ('pending', 'failed')),"
 		" (SELECT count(*) FROM webhook_deliveries WHERE status = 'dead')" },
+	/* Workflows: the hub writes them; workers read them for the API. */
+	[ST_WF_DEF_ADD] = { STORE_RW,
+		"INSERT INTO workflow_definitions (name, steps, created_at) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (name) DO NOTHING" },
+	[ST_WF_DEF_GET] = { STORE_ANY,
+		"SELECT name, steps, created_at FROM workflow_definitions WHERE name = ?1" },
+	[ST_WF_DEFS] = { STORE_ANY,
+		"SELECT name, steps, created_at FROM workflow_definitions ORDER BY name" },
+	[ST_WF_ADD] = { STORE_RW,
+		"INSERT INTO workflows (definition, status, step, data, version, created_by,"
+		" created_at, updated_at) VALUES (?1, 'pending', 0, ?2, 1, ?3, ?4, ?4)" },
+	[ST_WF_GET] = { STORE_ANY, STORE_WF_SELECT " WHERE w.id = ?1" },
+	[ST_WF_UPDATE] = { STORE_RW,
+		"UPDATE workflows SET status = ?2, step = ?3, version = ?4, updated_at = ?5"
+		" WHERE id = ?1" },
+	/* Newest first; each filter applies when given. */
+	[ST_WF_LIST] = { STORE_ANY, STORE_WF_SELECT
+		" WHERE w.id < ?1 AND (?2 IS NULL OR w.status = ?2)"
+		" AND (?3 IS NULL OR w.definition = ?3) AND (?4 IS NULL OR w.created_by = ?4)"
+		" ORDER BY w.id DESC LIMIT ?5" },
+	[ST_WF_COUNTS] = { STORE_ANY,
+		"SELECT status, count(*) AS n FROM workflows GROUP BY status" },
+	[ST_WF_HISTORY_ADD] = { STORE_RW,
+		"INSERT INTO workflow_history (workflow_id, actor, action, step, comment, time)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
+	[ST_WF_HISTORY] = { STORE_ANY,
+		"SELECT actor, action, step, comment, time FROM workflow_history"
+		" WHERE workflow_id = ?1 ORDER BY id" },
+	/* An approver approves a step once: a second approval changes nothing. */
+	[ST_WF_APPROVAL_ADD] = { STORE_RW,
+		"INSERT INTO workflow_approvals (workflow_id, step, actor, comment, time)"
+		" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING" },
+	[ST_WF_APPROVALS] = { STORE_ANY,
+		"SELECT actor, comment, time FROM workflow_approvals"
+		" WHERE workflow_id = ?1 AND step = ?2 ORDER BY rowid" },
 };
 
 struct store {
@@ -1073,4 +1126,170 @@ int store_delivery_counts(struct store *s, int64_t *queued, int64_t *dead)
 	}
 	stmt_done(st);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* ---- workflows ------------------------------------------------------------- */
+
+/* The first row a statement returns: 1 with *out set, 0 when none, -1. */
+static int one_row(struct store *s, sqlite3_stmt *st, const char *what, json_t **out)
+{
+	json_t *rows = rows_json(s, st, what);
+	if (!rows)
+		return -1;
+	*out = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return *out != NULL;
+}
+
+int store_workflow_def_add(struct store *s, const char *name, const char *steps, const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WF_DEF_ADD, "workflow_def_add");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, name) != SQLITE_OK || bind_str(st, 2, steps) != SQLITE_OK ||
+	    bind_str(st, 3, ts) != SQLITE_OK) {
+		store_error(s, "workflow_def_add");
+		stmt_done(st);
+		return -1;
+	}
+	if (stmt_run(s, st, "workflow_def_add") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+int store_workflow_def(struct store *s, const char *name, json_t **out)
+{
+	sqlite3_stmt *st = s->st[ST_WF_DEF_GET];
+	if (bind_str(st, 1, name) != SQLITE_OK) {
+		store_error(s, "workflow_def");
+		stmt_done(st);
+		return -1;
+	}
+	return one_row(s, st, "workflow_def", out);
+}
+
+json_t *store_workflow_defs(struct store *s)
+{
+	return rows_json(s, s->st[ST_WF_DEFS], "workflow_defs");
+}
+
+int64_t store_workflow_add(struct store *s, const char *definition, const char *data,
+			   const char *created_by, const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WF_ADD, "workflow_add");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, definition) != SQLITE_OK || bind_str(st, 2, data) != SQLITE_OK ||
+	    bind_str(st, 3, created_by) != SQLITE_OK || bind_str(st, 4, ts) != SQLITE_OK) {
+		store_error(s, "workflow_add");
+		stmt_done(st);
+		return -1;
+	}
+	if (stmt_run(s, st, "workflow_add") < 0)
+		return -1;
+	return sqlite3_last_insert_rowid(s->db);
+}
+
+int store_workflow_get(struct store *s, int64_t id, json_t **out)
+{
+	sqlite3_stmt *st = s->st[ST_WF_GET];
+	sqlite3_bind_int64(st, 1, id);
+	return one_row(s, st, "workflow_get", out);
+}
+
+int store_workflow_update(struct store *s, int64_t id, const char *status, int step,
+			  int64_t version, const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WF_UPDATE, "workflow_update");
+	if (!st)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || bind_str(st, 2, status) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, step) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, version) != SQLITE_OK || bind_str(st, 5, ts) != SQLITE_OK) {
+		store_error(s, "workflow_update");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(s, st, "workflow_update");
+}
+
+json_t *store_workflows(struct store *s, const struct store_workflow_filter *f)
+{
+	sqlite3_stmt *st = s->st[ST_WF_LIST];
+	if (sqlite3_bind_int64(st, 1, f->before > 0 ? f->before : INT64_MAX) != SQLITE_OK ||
+	    bind_str(st, 2, f->status) != SQLITE_OK || bind_str(st, 3, f->definition) != SQLITE_OK ||
+	    bind_str(st, 4, f->created_by) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 5, MAX(f->limit, 0)) != SQLITE_OK) {
+		store_error(s, "workflows");
+		stmt_done(st);
+		return NULL;
+	}
+	return rows_json(s, st, "workflows");
+}
+
+json_t *store_workflow_counts(struct store *s)
+{
+	json_t *rows = rows_json(s, s->st[ST_WF_COUNTS], "workflow_counts");
+	if (!rows)
+		return NULL;
+	json_t *out = json_object();
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		const char *status = json_string_value(json_object_get(r, "status"));
+		if (status)
+			json_object_set(out, status, json_object_get(r, "n"));
+	}
+	json_decref(rows);
+	return out;
+}
+
+int store_workflow_history_add(struct store *s, int64_t id, const char *actor,
+			       const char *action, const char *step, const char *comment,
+			       const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WF_HISTORY_ADD, "workflow_history_add");
+	if (!st)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || bind_str(st, 2, actor) != SQLITE_OK ||
+	    bind_str(st, 3, action) != SQLITE_OK || bind_str(st, 4, step) != SQLITE_OK ||
+	    bind_str(st, 5, comment) != SQLITE_OK || bind_str(st, 6, ts) != SQLITE_OK) {
+		store_error(s, "workflow_history_add");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(s, st, "workflow_history_add");
+}
+
+json_t *store_workflow_history(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st = s->st[ST_WF_HISTORY];
+	sqlite3_bind_int64(st, 1, id);
+	return rows_json(s, st, "workflow_history");
+}
+
+int store_workflow_approval_add(struct store *s, int64_t id, int step, const char *actor,
+				const char *comment, const char *ts)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_WF_APPROVAL_ADD, "workflow_approval_add");
+	if (!st)
+		return -1;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || sqlite3_bind_int(st, 2, step) != SQLITE_OK ||
+	    bind_str(st, 3, actor) != SQLITE_OK || bind_str(st, 4, comment) != SQLITE_OK ||
+	    bind_str(st, 5, ts) != SQLITE_OK) {
+		store_error(s, "workflow_approval_add");
+		stmt_done(st);
+		return -1;
+	}
+	if (stmt_run(s, st, "workflow_approval_add") < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0;
+}
+
+json_t *store_workflow_approvals(struct store *s, int64_t id, int step)
+{
+	sqlite3_stmt *st = s->st[ST_WF_APPROVALS];
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, step);
+	return rows_json(s, st, "workflow_approvals");
 }

@@ -1,5 +1,6 @@
 /* store.h -- the SQLite database: schema migrations, rooms with epoch and seq,
- * stored messages, idempotency keys, retention and notifications.
+ * stored messages, idempotency keys, retention, notifications, webhooks and
+ * workflows.
  * The hub holds the only writable handle; workers open read-only handles. */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
@@ -165,5 +166,48 @@ int store_deliveries_due(struct store *s, const char *endpoint, int64_t now_ms, 
 int64_t store_delivery_next_due(struct store *s, const char *endpoint, int64_t after_ms);
 /* Deliveries still to be sent (pending or failed), and dead ones; 0 or -1. */
 int store_delivery_counts(struct store *s, int64_t *queued, int64_t *dead);
+
+/* ---- workflows: definitions, instances, history, approvals ---------------- */
+
+/* Adds a definition (steps: JSON array text); 1 added, 0 when the name
+ * exists, -1 on error. */
+int store_workflow_def_add(struct store *s, const char *name, const char *steps, const char *ts);
+/* The definition {name, steps (JSON text), created_at}: 1 with *out set (a
+ * new reference), 0 when there is none, -1 on error. */
+int store_workflow_def(struct store *s, const char *name, json_t **out);
+/* Every definition by name, as store_workflow_def's objects; NULL on error. */
+json_t *store_workflow_defs(struct store *s);
+
+/* Adds an instance (pending, at step 0, version 1); returns its id or -1. */
+int64_t store_workflow_add(struct store *s, const char *definition, const char *data,
+			   const char *created_by, const char *ts);
+/* The instance with its definition's steps: an object with the columns id,
+ * definition, status, step, data, version, created_by, created_at,
+ * updated_at and steps (see wfstate_json). 1 with *out set, 0, or -1. */
+int store_workflow_get(struct store *s, int64_t id, json_t **out);
+int store_workflow_update(struct store *s, int64_t id, const char *status, int step,
+			  int64_t version, const char *ts);
+
+struct store_workflow_filter {
+	const char *status, *definition, *created_by;   /* NULL: any */
+	int64_t before;             /* ids below it; 0: from the newest */
+	int limit;
+};
+/* Instances as store_workflow_get's objects, newest first; NULL on error. */
+json_t *store_workflows(struct store *s, const struct store_workflow_filter *f);
+/* {status: count} over every instance; NULL on error. */
+json_t *store_workflow_counts(struct store *s);
+
+/* One history entry (step and comment may be NULL); 0 or -1. */
+int store_workflow_history_add(struct store *s, int64_t id, const char *actor,
+			       const char *action, const char *step, const char *comment,
+			       const char *ts);
+/* [{actor, action, step, comment, time}] oldest first; NULL on error. */
+json_t *store_workflow_history(struct store *s, int64_t id);
+/* Records actor's approval of step: 1, 0 when it had approved it already, -1. */
+int store_workflow_approval_add(struct store *s, int64_t id, int step, const char *actor,
+				const char *comment, const char *ts);
+/* [{actor, comment, time}] of one step, in order; NULL on error. */
+json_t *store_workflow_approvals(struct store *s, int64_t id, int step);
 
 #endif
