@@ -9,7 +9,8 @@ set -e
 PACKAGES="build-essential autoconf automake libtool-bin pkg-config \
 libev-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libjansson-dev \
 clang libclang-rt-14-dev valgrind sqlite3 \
-python3 python3-pytest python3-websockets python3-requests chromium"
+python3 python3-pytest python3-websockets python3-requests chromium \
+nginx openssl"
 # Node.js may come from elsewhere than Debian; only its absence asks for Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 

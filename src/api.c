@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "acl.h"
+#include "dashboard.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -774,6 +775,8 @@ static void api_route(struct route_req *r)
 		users_route(r);
 	} else if (IS("/stats") && get) {
 		ask_hub(r->c, json_pack("{s:s}", "op", "stats"), hub_reply);
+	} else if (IS("/stream") && get) {
+		dashboard_stream(r->c, req);
 	} else if (IS("/notifications") && post) {
 		notify(r);
 	} else if (IS("/webhooks")) {
@@ -811,6 +814,8 @@ void api_handle(struct conn *c, const struct http_request *req, const char *body
 		api_route(&r);
 	} else if (c->listener == LISTENER_ADMIN && IS("/metrics") && method_is(req, "GET")) {
 		ask_hub(c, json_pack("{s:s}", "op", "stats"), metrics_reply);
+	} else if (c->listener == LISTENER_ADMIN && (IS("/") || (n > 8 && memcmp(p, "/assets/", 8) == 0))) {
+		dashboard_static(c, req);
 	} else {
 		respond_error(c, 404, "not_found", "no such route");
 	}

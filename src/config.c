@@ -31,6 +31,7 @@ enum config_type {
 	CONFIG_ORIGINS,     /* list separated by commas or spaces */
 	CONFIG_RULE,        /* an acl rule */
 	CONFIG_SCHEDULE,    /* a webhook retry schedule: seconds separated by commas */
+	CONFIG_CIDRS,       /* addresses and CIDR networks separated by commas or spaces */
 };
 
 struct config_key {
@@ -49,6 +50,9 @@ struct config_key {
 #define MIB (1024LL * 1024)
 #define GIB (1024LL * 1024 * 1024)
 #define MAX_WORKERS 64      /* the hub keeps one bit per worker in a uint64_t */
+#ifndef DATADIR
+#define DATADIR "/usr/local/share"
+#endif
 
 /* Top-level keys, also HERALD_<NAME> in the environment. The sample
  * etc/herald.conf documents each one. */
@@ -70,6 +74,8 @@ static const struct config_key config_keys[] = {
 	KEY(echo,                     CONFIG_BOOL,       0, 0, "off"),
 	KEY(log_level,                CONFIG_LOG_LEVEL,  0, 0, "info"),
 	KEY(log_file,                 CONFIG_STR_OPT,    0, 0, ""),
+	KEY(trusted_proxies,          CONFIG_CIDRS,      0, 0, ""),
+	KEY(dashboard_dir,            CONFIG_STR,        0, 0, DATADIR "/herald/dashboard"),
 	KEY(max_connections,          CONFIG_INT,        1, 10000000, "100000"),
 	KEY(max_connections_per_ip,   CONFIG_INT,        1, INT_MAX, "1000"),
 	KEY(max_connections_per_user, CONFIG_INT,        1, INT_MAX, "20"),
@@ -344,6 +350,16 @@ static int config_set(void *base, const struct config_key *k, const char *v,
 		return 0;
 	case CONFIG_ORIGINS:
 		return config_set_origins(base, v, msg, msglen);
+	case CONFIG_CIDRS: {
+		struct cidr_list list;
+		if (cidr_list_parse(v, &list, why, sizeof(why)) < 0) {
+			snprintf(msg, msglen, "bad value for %s: %s", k->name, why);
+			return -1;
+		}
+		cidr_list_free(field);
+		*(struct cidr_list *)field = list;
+		return 0;
+	}
 	case CONFIG_RULE:
 		if (acl_rule_parse(v, &rule, why, sizeof(why)) < 0) {
 			snprintf(msg, msglen, "bad %s rule: %s", k->name, why);
@@ -671,6 +687,8 @@ void config_free(struct config *cfg)
 		void *field = (char *)cfg + k->off;
 		if (k->type == CONFIG_STR || k->type == CONFIG_STR_OPT || k->type == CONFIG_ADDR)
 			free(*(char **)field);
+		else if (k->type == CONFIG_CIDRS)
+			cidr_list_free(field);
 	}
 	config_free_origins(cfg);
 	for (size_t i = 0; i < cfg->nns; i++) {

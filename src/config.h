@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "acl.h"
+#include "cidr.h"
 #include "webhook.h"
 
 struct ns_config {
@@ -39,6 +40,8 @@ struct config {
 	bool echo;
 	int log_level;              /* enum log_level */
 	char *log_file;             /* NULL: stderr */
+	struct cidr_list trusted_proxies; /* peers whose X-Forwarded-For is believed */
+	char *dashboard_dir;        /* files of the dashboard served at / on the admin listener */
 
 	/* limits and timers */
 	int max_connections;            /* per worker */

@@ -83,7 +83,9 @@ static void handshake_start(struct conn *c)
 	struct conn *victim = NULL;
 	if (nhandshakes >= (size_t)cfg->max_handshakes) {
 		victim = hs_head;
-	} else if ((intptr_t)map_get_u64(&hs_per_ip, c->ip) >= cfg->max_handshakes_per_ip) {
+	} else if ((intptr_t)map_get_u64(&hs_per_ip, c->ip) >= cfg->max_handshakes_per_ip &&
+		   !cidr_list_match_ipv4(&cfg->trusted_proxies, c->ip)) {
+		/* (a trusted proxy carries many clients: only the worker's budget holds) */
 		for (victim = hs_head; victim && victim->ip != c->ip; victim = victim->hs_next)
 			;
 		if (victim && c->connected_at - victim->connected_at < HANDSHAKE_GRACE_MS)
@@ -118,7 +120,25 @@ struct conn *conn_first(void)
 const char *conn_addr(const struct conn *c)
 {
 	static char text[INET_ADDRSTRLEN];
+	if (c->fwd_addr)
+		return c->fwd_addr;
 	return inet_ntop(AF_INET, &c->ip, text, sizeof(text));
+}
+
+/* Behind a trusted proxy, each request names its client in X-Forwarded-For
+ * (a proxy's keep-alive connection carries many clients' requests). The
+ * upgrade request's address stays the WebSocket's. */
+static void forwarded_for(struct conn *c, const struct http_request *req)
+{
+	const struct cidr_list *trusted = &worker.cfg->trusted_proxies;
+	if (!trusted->n || !cidr_list_match_ipv4(trusted, c->ip))
+		return;
+	const struct http_header *h = http_find_header(req, "X-Forwarded-For");
+	char addr[CIDR_ADDR_TEXT];
+	free(c->fwd_addr);
+	c->fwd_addr = NULL;
+	if (h && cidr_forwarded_for(trusted, h->value, h->value_len, addr) == 0)
+		c->fwd_addr = xstrdup(addr);
 }
 
 /* ---- closing ---------------------------------------------------------------- */
@@ -161,6 +181,7 @@ static void conn_free(struct conn *c)
 	free(c->http_held);
 	buf_free(&c->in);
 	ws_reader_free(&c->ws);
+	free(c->fwd_addr);
 	free(c);
 }
 
@@ -232,7 +253,7 @@ static void enqueue(struct conn *c, struct sbuf *s)
 void conn_send(struct conn *c, struct sbuf *s)
 {
 	/* Nothing follows a close frame (RFC 6455 §5.5.1) or a closing reply. */
-	if (c->state != CONN_HTTP && c->state != CONN_WS)
+	if (c->state != CONN_HTTP && c->state != CONN_WS && c->state != CONN_STREAM)
 		return;
 	enqueue(c, s);
 	if (c->out_bytes > worker.cfg->send_queue_max && c->state == CONN_WS)
@@ -263,6 +284,10 @@ void conn_close_all(int code, const char *reason)
 			conn_close(c, reason);
 		else if (c->state == CONN_HTTP)
 			c->http_closing = true;
+		else if (c->state == CONN_STREAM) {
+			c->state = CONN_DRAINING;
+			mark_dirty(c);
+		}
 	}
 }
 
@@ -398,6 +423,19 @@ void conn_http_reply(struct conn *c, struct buf *out)
 		process_input(c);
 }
 
+int conn_http_stream(struct conn *c, struct buf *head)
+{
+	if (c->state != CONN_HTTP || c->http_cur != c->http_sent || c->http_next != c->http_sent + 1)
+		return -1;
+	conn_send_bytes(c, head->data, head->len);
+	buf_reset(head);
+	c->http_sent++;
+	c->state = CONN_STREAM;
+	ev_timer_stop(worker.loop, &c->timer);
+	watch(c, EV_READ, true);   /* to see the peer go */
+	return 0;
+}
+
 static void http_fail(struct conn *c, int status, const char *message)
 {
 	struct buf out = { 0 };
@@ -446,6 +484,7 @@ static void process_http(struct conn *c)
 		}
 		c->http_cur = c->http_next++;
 		c->http_closing = !req.keep_alive || worker.stopping;
+		forwarded_for(c, &req);
 		c->dispatching = true;
 		api_handle(c, &req, c->in.data + off + hl, req.content_length);
 		c->dispatching = false;

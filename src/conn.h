@@ -18,6 +18,7 @@ enum conn_state {
 	CONN_HTTP,         /* reading requests */
 	CONN_WS,           /* WebSocket open */
 	CONN_WS_CLOSING,   /* our close frame sent; waiting for the peer's */
+	CONN_STREAM,       /* a one-way HTTP response body (server-sent events) */
 	CONN_DRAINING,     /* flush what is queued, then close TCP */
 	CONN_DEAD,         /* closed; freed at the end of the loop turn */
 };
@@ -33,6 +34,7 @@ struct conn {
 	ev_timer timer;          /* handshake, keep-alive, ping and close deadlines */
 	struct buf in;
 	uint32_t ip;             /* peer IPv4, network order */
+	char *fwd_addr;          /* client address from a trusted proxy's X-Forwarded-For, or NULL */
 	int64_t connected_at;    /* wall clock ms */
 	int64_t last_rx;         /* ev_now of the last bytes received */
 
@@ -87,6 +89,13 @@ void conn_close(struct conn *c, const char *why);
  * requests, then more pipelined requests are read. The connection closes
  * after the response to a request that was not keep-alive. */
 void conn_http_reply(struct conn *c, struct buf *out);
+/* Answers request c->http_cur with head (status line and headers, without
+ * Content-Length) and turns the connection into a one-way stream: whatever
+ * conn_send queues afterwards is the response body, until conn_close (the
+ * caller keeps the pace and bounds the queue). Input is read and dropped;
+ * EOF closes. Returns -1, sending nothing, unless c->http_cur is the only
+ * request in the works. */
+int conn_http_stream(struct conn *c, struct buf *head);
 /* Whether the response to c->http_cur keeps the connection open. */
 bool conn_http_keep_alive(const struct conn *c);
 /* Sends the 101 response and switches to WebSocket; protocol may be NULL.
@@ -99,7 +108,9 @@ void conn_flush_all(void);
 /* Shutdown: WebSockets start their close handshake with code and reason;
  * idle HTTP connections close now, busy ones after their last response. */
 void conn_close_all(int code, const char *reason);
-/* The peer's address as text (a static buffer, valid until the next call). */
+/* The client's address as text: the one a trusted proxy forwarded (see
+ * trusted_proxies), else the peer's (a static buffer, valid until the next
+ * call). */
 const char *conn_addr(const struct conn *c);
 /* Number of open connections. */
 size_t conn_count(void);

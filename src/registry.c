@@ -19,7 +19,7 @@ struct hub_conn {
 	uint64_t id;
 	int slot;
 	char *user;                /* NULL when anonymous */
-	char addr[INET_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN];
 	int64_t connected_at;
 	char **rooms;              /* each counted in room_subs */
 	size_t nrooms, cap;
@@ -103,7 +103,7 @@ static void conn_drop(struct hub_conn *hc)
 
 void registry_open(struct link *l, struct ipc_reader *r)
 {
-	char user[256], addr[INET_ADDRSTRLEN];
+	char user[256], addr[INET6_ADDRSTRLEN];
 	uint64_t id = ipc_get_u64(r);
 	ipc_get_str(r, user, sizeof(user));
 	ipc_get_str(r, addr, sizeof(addr));

@@ -1,0 +1,2 @@
+/* page.js -- the classic-script test page: the global Herald from herald.js. */
+runPage(window.Herald);
