@@ -25,6 +25,9 @@ static void read_fields(uint16_t type, struct ipc_reader *r)
 	}
 	case IPC_DELIVER:
 		ipc_get_str(r, s, sizeof(s)); ipc_get_u64(r); ipc_get_str(r, s, sizeof(s));
+		ipc_get_u64(r);
+		for (int i = 0; i < 5; i++)
+			ipc_get_u32(r);
 		ipc_get_bytes(r, &len);
 		break;
 	case IPC_REPLY:

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "proto.h"
 #include "session.h"
+#include "sio.h"
 #include "store.h"
 #include "util.h"
 #include "wfstate.h"
@@ -794,6 +795,16 @@ static void api_route(struct route_req *r)
 #undef PREFIX
 }
 
+/* Whether path[0..n) is socketio_path, with or without its trailing slash. */
+static bool socketio_path(const char *path, size_t n)
+{
+	const char *want = worker.cfg->socketio_path;
+	size_t wn = strlen(want);
+	if (wn > 1 && want[wn - 1] == '/' && n == wn - 1)
+		wn--;
+	return n == wn && memcmp(path, want, n) == 0;
+}
+
 void api_handle(struct conn *c, const struct http_request *req, const char *body, size_t len)
 {
 	struct route_req r = { c, req, body, len, "", 0 };
@@ -806,6 +817,11 @@ void api_handle(struct conn *c, const struct http_request *req, const char *body
 		health(c, which);
 	} else if (c->listener == LISTENER_CLIENT && IS("/ws")) {
 		ws_endpoint(c, req);
+	} else if (c->listener == LISTENER_CLIENT && socketio_path(p, n)) {
+		eio_http(c, req, body, len, &sio_app);
+	} else if (c->listener == LISTENER_CLIENT && worker.cfg->socketio_test &&
+		   (IS("/engine.io/") || IS("/engine.io"))) {
+		eio_http(c, req, body, len, &eio_echo_app);
 	} else if (c->listener == LISTENER_CLIENT && IS("/echo") && worker.cfg->echo) {
 		if (ws_handshake_ok(c, req))
 			conn_ws_upgrade(c, req, ws_protocol(req), true);

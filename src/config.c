@@ -97,6 +97,14 @@ static const struct config_key config_keys[] = {
 	KEY(ping_timeout,             CONFIG_INT,        2, 86400, "60"),
 	KEY(replay_limit,             CONFIG_INT,        0, INT_MAX, "10000"),
 	KEY(shutdown_timeout,         CONFIG_INT,        1, 3600, "10"),
+	KEY(socketio_path,            CONFIG_STR,        0, 0, "/socket.io/"),
+	KEY(socketio_ping_interval,   CONFIG_INT,        10, 3600000, "25000"),
+	KEY(socketio_ping_timeout,    CONFIG_INT,        10, 3600000, "20000"),
+	KEY(socketio_max_payload,     CONFIG_SIZE,       1024, GIB, "1000000"),
+	KEY(socketio_recovery,        CONFIG_BOOL,       0, 0, "on"),
+	KEY(socketio_recovery_window, CONFIG_INT,        1, 365 * 86400, "86400"),
+	KEY(socketio_alias,           CONFIG_STR_OPT,    0, 0, ""),
+	KEY(socketio_test,            CONFIG_BOOL,       0, 0, "off"),
 	KEY(webhook_retry_schedule,   CONFIG_SCHEDULE,   0, 0, "0,5,300,1800,7200,18000,36000,50400,72000,86400"),
 	KEY(webhook_timeout_ms,       CONFIG_INT,        1, 600000, "10000"),
 	KEY(webhook_concurrency,      CONFIG_INT,        1, 1000, "4"),
@@ -630,6 +638,11 @@ static int config_validate(struct config *cfg, char *err, size_t errlen)
 	if (cfg->ping_timeout <= cfg->ping_interval) {
 		snprintf(err, errlen, "%s: ping_timeout (%d) must be greater than ping_interval (%d)",
 			 where, cfg->ping_timeout, cfg->ping_interval);
+		return -1;
+	}
+	if (cfg->socketio_path[0] != '/') {
+		snprintf(err, errlen, "%s: socketio_path (%s) must start with '/'", where,
+			 cfg->socketio_path);
 		return -1;
 	}
 	/* With SO_REUSEPORT, two listeners on one port would both bind and

@@ -66,6 +66,16 @@ struct config {
 	int replay_limit;               /* messages */
 	int shutdown_timeout;           /* seconds */
 
+	/* Socket.IO (docs/socketio.md) */
+	char *socketio_path;            /* "/socket.io/" */
+	int socketio_ping_interval;     /* ms */
+	int socketio_ping_timeout;      /* ms */
+	size_t socketio_max_payload;    /* bytes of one Engine.IO payload */
+	bool socketio_recovery;         /* connection state recovery */
+	int socketio_recovery_window;   /* seconds */
+	char *socketio_alias;           /* "EVENT VERB TEMPLATE, ..." (NULL: none) */
+	bool socketio_test;             /* conformance mode: reference behaviour */
+
 	/* webhooks */
 	struct webhook_schedule webhook_retry_schedule;  /* seconds, the last repeating */
 	int webhook_timeout_ms;         /* default per-attempt timeout of an endpoint */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "eio.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
@@ -151,6 +152,8 @@ void conn_close(struct conn *c, const char *why)
 		  conn_addr(c), why);
 	if (c->session)
 		session_close(c);
+	if (c->eio)
+		eio_conn_closed(c);
 	handshake_done(c);
 	ev_io_stop(worker.loop, &c->io);
 	ev_timer_stop(worker.loop, &c->timer);
@@ -533,7 +536,9 @@ static void ws_event(struct conn *c, const struct ws_event *ev)
 			struct sbuf *f = ws_frame_new(ev->opcode, ev->payload, ev->len);
 			conn_send(c, f);
 			sbuf_unref(f);
-		} else {
+		} else if (c->eio) {
+			eio_ws_message(c, ev->opcode, (const char *)ev->payload, ev->len);
+		} else if (c->session) {
 			session_message(c, ev->opcode, (const char *)ev->payload, ev->len);
 		}
 		return;
@@ -699,7 +704,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener listener)
+static struct conn *conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener listener)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 	c->id = worker.next_conn_id++;
@@ -723,6 +728,31 @@ static void conn_open(int fd, const struct sockaddr_in *sa, enum conn_listener l
 	worker.stats.accepted++;
 	if (listener == LISTENER_CLIENT)
 		handshake_start(c);
+	return c;
+}
+
+void conn_long_poll(struct conn *c)
+{
+	handshake_done(c);
+}
+
+void conn_adopt(int fd, const void *data, size_t n)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sin_family != AF_INET ||
+	    nconns >= (size_t)worker.cfg->max_connections) {
+		close(fd);
+		return;
+	}
+	set_nonblock(fd);
+	struct conn *c = conn_open(fd, &sa, LISTENER_CLIENT);
+	worker.stats.accepted--;   /* counted by the worker that accepted it */
+	buf_append(&c->in, data, n);
+	c->last_rx = (int64_t)(ev_now(worker.loop) * 1000);
+	process_input(c);
+	if (c->state != CONN_DEAD && c->in.len == 0)
+		buf_free(&c->in);
 }
 
 int conn_accept_all(int lfd, enum conn_listener listener)

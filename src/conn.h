@@ -24,6 +24,7 @@ enum conn_state {
 };
 
 struct session;
+struct eio_session;
 
 struct conn {
 	uint64_t id;
@@ -59,6 +60,7 @@ struct conn {
 	bool echo;               /* the test-only echo endpoint */
 	bool ping_sent;
 	struct session *session; /* the client protocol, for /ws */
+	struct eio_session *eio; /* an Engine.IO session this WebSocket carries (or upgrades) */
 
 	struct conn *prev, *next;  /* the worker's list of connections */
 	bool handshaking;          /* on the list of handshakes, oldest first */
@@ -102,6 +104,13 @@ bool conn_http_keep_alive(const struct conn *c);
  * Messages then go to the echo endpoint or to the session. */
 void conn_ws_upgrade(struct conn *c, const struct http_request *req, const char *protocol,
 		     bool echo);
+
+/* A client connection that long-polls (Engine.IO): it leaves the handshake
+ * budget, which is meant for sockets on their way to a WebSocket. */
+void conn_long_poll(struct conn *c);
+/* Takes over a client socket handed over by another worker, with the bytes
+ * it had already read from it (data[0..n), copied), and processes them. */
+void conn_adopt(int fd, const void *data, size_t n);
 
 /* Writes every conn queued since the last call; frees closed conns. */
 void conn_flush_all(void);

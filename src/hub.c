@@ -20,6 +20,7 @@
 #include "proto.h"
 #include "registry.h"
 #include "retention.h"
+#include "siostate.h"
 #include "util.h"
 #include "workflow.h"
 
@@ -246,6 +247,7 @@ static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
 
 static hub_request_fn *const request_handlers[] = {
 	hub_request, registry_request, notify_request, outbox_request, workflow_request,
+	siostate_request,
 };
 
 static void on_request(struct link *l, struct ipc_reader *r)
@@ -465,6 +467,9 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	static int ticks;
 	if (ticks++ % 4 == 0)
 		hub.db_writable = store_writable(hub.store);
+	hub.gpos = store_max_gpos(hub.store);
+	if (hub.gpos < 0)
+		fatal("event=database_failed error=\"%s\"", store_errmsg(hub.store));
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_HUB_STATUS);
 	ipc_put_u64(&b, registry_count());

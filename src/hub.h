@@ -74,6 +74,7 @@ struct hub {
 	uint64_t published;                 /* messages stored */
 	uint64_t duplicates;
 	uint64_t commits;
+	int64_t gpos;                       /* the last global position handed out */
 };
 
 extern struct hub hub;

@@ -13,7 +13,7 @@
 #include <ev.h>
 #include "buf.h"
 
-#define IPC_VERSION 2
+#define IPC_VERSION 3
 #define IPC_HEADER 8
 #define IPC_MAX_PAYLOAD (16u * 1024 * 1024)
 
@@ -35,7 +35,9 @@ enum ipc_type {
 	/* hub -> worker */
 	IPC_ROOM_STATE,      /* str room, str epoch, u64 last_seq: reply to ROOM_JOIN
 	                        (epoch "" and 0: the room has had no message) */
-	IPC_DELIVER,         /* str room, u64 seq, str epoch, str frame payload (encoded event) */
+	IPC_DELIVER,         /* str room, u64 seq, str epoch, u64 gpos, u32 event_off,
+	                        u32 event_len, u32 data_off, u32 data_len, u32 ts_off,
+	                        str frame payload (encoded event; the offsets point into it) */
 	IPC_KICK,            /* u64 conn, u32 close code, str reason */
 	IPC_REPLY,           /* u64 req, u32 status, str json */
 	IPC_HUB_STATUS,      /* u64 connections (all workers), u8 db_writable */

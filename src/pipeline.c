@@ -28,6 +28,7 @@ struct pub_room {
 	struct hub_room *room;
 	enum pub_state state;
 	int64_t seq;               /* 0 when not stored (superseded) */
+	int64_t gpos;              /* its global position once stored */
 	int64_t old_seq;           /* to undo a failed commit */
 	bool duplicate;            /* idempotency key seen: seq is the original */
 	bool superseded;           /* a newer publish won the throttle window */
@@ -55,7 +56,7 @@ struct pub {
 /* A message a job emitted in the open transaction, routed after the commit. */
 struct emitted {
 	struct hub_room *room;
-	int64_t seq, old_seq;
+	int64_t seq, old_seq, gpos;
 	char *event, *data;
 	size_t len;
 };
@@ -115,9 +116,11 @@ static void pub_answer(struct pub *p)
 }
 
 /* Sends one committed message to every interested worker: the frame is
- * encoded once and the same bytes are queued on each worker's channel. */
-static void route(struct hub_room *r, int64_t seq, const char *event, const char *data,
-		  size_t data_len)
+ * encoded once and the same bytes are queued on each worker's channel. With
+ * it go its global position and where its event name, data and time are in
+ * it, from which workers build the Socket.IO frame without parsing JSON. */
+static void route(struct hub_room *r, int64_t seq, int64_t gpos, const char *event,
+		  const char *data, size_t data_len)
 {
 	hub.published++;
 	if (!r->workers)
@@ -127,12 +130,20 @@ static void route(struct hub_room *r, int64_t seq, const char *event, const char
 	ipc_put_cstr(&b, r->name);
 	ipc_put_u64(&b, (uint64_t)seq);
 	ipc_put_cstr(&b, r->epoch);
+	ipc_put_u64(&b, (uint64_t)gpos);
+	size_t pos_at = b.len;
+	for (int i = 0; i < 5; i++)
+		ipc_put_u32(&b, 0);
 	size_t len_at = b.len;
 	ipc_put_u32(&b, 0);
 	size_t start = b.len;
-	proto_event(&b, r->name, seq, r->epoch, event, data, data_len, pl.ts);
+	struct proto_event_pos pos;
+	proto_event_at(&b, r->name, seq, r->epoch, event, data, data_len, pl.ts, &pos);
 	uint32_t plen = (uint32_t)(b.len - start);
 	memcpy(b.data + len_at, &plen, 4);
+	uint32_t offs[5] = { (uint32_t)pos.event_off, (uint32_t)pos.event_len,
+			     (uint32_t)pos.data_off, (uint32_t)pos.data_len, (uint32_t)pos.ts_off };
+	memcpy(b.data + pos_at, offs, sizeof(offs));
 	ipc_end(&b, m);
 	struct sbuf *frame = sbuf_from(b.data, b.len);
 	buf_free(&b);
@@ -142,13 +153,16 @@ static void route(struct hub_room *r, int64_t seq, const char *event, const char
 	sbuf_unref(frame);
 }
 
-/* Writes one sequenced message, its room's seq and its webhook deliveries. */
+/* Writes one sequenced message, its room's seq and its webhook deliveries.
+ * It takes the next global position (commit order over all rooms: the
+ * Socket.IO offset), set in *gpos; a rolled-back one is simply never used. */
 static bool store_one(struct hub_room *r, int64_t seq, const char *event, const char *data,
-		      size_t len, const char *idem)
+		      size_t len, const char *idem, int64_t *gpos)
 {
-	return store_message_add(hub.store, r->id, seq, event, data, len, pl.ts, idem,
+	*gpos = ++hub.gpos;
+	return store_message_add(hub.store, r->id, seq, *gpos, event, data, len, pl.ts, idem,
 				 pl.now) == 0 &&
-	       store_room_set_seq(hub.store, r->id, seq) == 0 &&
+	       store_room_set_seq(hub.store, r->id, seq, *gpos) == 0 &&
 	       outbox_message(r->name, seq, event, data, len) == 0;
 }
 
@@ -229,10 +243,10 @@ int64_t pipeline_emit(const char *room, const char *event, const char *data, siz
 		return -1;
 	xgrow(&pl.emitted, &pl.cap, pl.nemitted + 1, sizeof(*pl.emitted));
 	struct emitted *e = &pl.emitted[pl.nemitted++];
-	*e = (struct emitted){ r, r->last_seq + 1, r->last_seq, xstrdup(event),
+	*e = (struct emitted){ r, r->last_seq + 1, r->last_seq, 0, xstrdup(event),
 			       xstrndup(data, len), len };
 	r->last_seq = e->seq;
-	return store_one(r, e->seq, event, data, len, NULL) ? e->seq : -1;
+	return store_one(r, e->seq, event, data, len, NULL, &e->gpos) ? e->seq : -1;
 }
 
 int64_t pipeline_now(void)
@@ -252,7 +266,7 @@ static void jobs_finish(struct hub_job *list, bool ok)
 	for (size_t i = 0; i < pl.nemitted; i++) {
 		struct emitted *e = &pl.emitted[i];
 		if (ok)
-			route(e->room, e->seq, e->event, e->data, e->len);
+			route(e->room, e->seq, e->gpos, e->event, e->data, e->len);
 		else
 			e->room->last_seq = MIN(e->room->last_seq, e->old_seq);
 		free(e->event);
@@ -331,7 +345,8 @@ static void commit_batch(void)
 			if (pr->state <= PUB_RELEASED && pub_place(p, pr, mono) < 0)
 				ok = false;
 			else if (pr->state == PUB_STORED)
-				ok = store_one(pr->room, pr->seq, p->event, p->data, p->data_len, p->idem);
+				ok = store_one(pr->room, pr->seq, p->event, p->data, p->data_len, p->idem,
+					       &pr->gpos);
 		}
 	}
 	for (struct hub_job *j = jobs; ok && j; j = j->next)
@@ -372,7 +387,7 @@ static void commit_batch(void)
 			struct pub_room *pr = &p->rooms[i];
 			if (pr->state != PUB_STORED)
 				continue;
-			route(pr->room, pr->seq, p->event, p->data, p->data_len);
+			route(pr->room, pr->seq, pr->gpos, p->event, p->data, p->data_len);
 			pr->state = PUB_DONE;
 			settle_superseded(pr->room, true);
 		}

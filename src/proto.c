@@ -9,12 +9,31 @@
 void proto_event(struct buf *b, const char *room, int64_t seq, const char *epoch,
 		 const char *event, const char *data, size_t data_len, const char *ts)
 {
+	proto_event_at(b, room, seq, epoch, event, data, data_len, ts, NULL);
+}
+
+void proto_event_at(struct buf *b, const char *room, int64_t seq, const char *epoch,
+		    const char *event, const char *data, size_t data_len, const char *ts,
+		    struct proto_event_pos *pos)
+{
+	size_t start = b->len, at;
 	buf_appends(b, "{\"type\":\"event\",\"room\":");
 	buf_append_json_str(b, room, strlen(room));
 	buf_printf(b, ",\"seq\":%lld,\"epoch\":\"%s\",\"event\":", (long long)seq, epoch);
+	at = b->len;
 	buf_append_json_str(b, event, strlen(event));
+	if (pos) {
+		pos->event_off = at - start;
+		pos->event_len = b->len - at;
+	}
 	buf_appends(b, ",\"data\":");
+	if (pos)
+		pos->data_off = b->len - start;
 	buf_append(b, data, data_len);
+	if (pos) {
+		pos->data_len = data_len;
+		pos->ts_off = b->len - start + 7;     /* past ,"ts":" */
+	}
 	buf_printf(b, ",\"ts\":\"%s\"}", ts);
 }
 

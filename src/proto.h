@@ -14,6 +14,15 @@
  * data is JSON text inserted verbatim. */
 void proto_event(struct buf *b, const char *room, int64_t seq, const char *epoch,
 		 const char *event, const char *data, size_t data_len, const char *ts);
+/* Where proto_event_at put the parts another protocol's frame is built from
+ * (offsets into b from where the event starts): the event name as a JSON
+ * string literal, the data, and the timestamp. */
+struct proto_event_pos {
+	size_t event_off, event_len, data_off, data_len, ts_off;
+};
+void proto_event_at(struct buf *b, const char *room, int64_t seq, const char *epoch,
+		    const char *event, const char *data, size_t data_len, const char *ts,
+		    struct proto_event_pos *pos);
 
 /* Parses a JSON text of at most max_depth nesting into *out, with jansson's
  * decoding flags added to JSON_REJECT_DUPLICATES. Returns 0, or -1 with a

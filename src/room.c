@@ -18,6 +18,8 @@
 #include "map.h"
 #include "proto.h"
 #include "session.h"
+#include "sio.h"
+#include "siopkt.h"
 #include "util.h"
 #include "worker.h"
 #include "ws.h"
@@ -51,6 +53,37 @@ static void hub_room_msg(uint16_t type, const char *name)
 }
 
 /* ---- replay ------------------------------------------------------------------------ */
+
+/* ---- subscribers of either protocol ------------------------------------------------ */
+
+/* Bytes queued for the subscriber's client. */
+static size_t sub_backlog(const struct sub *s)
+{
+	return s->sio ? sio_backlog(s->sio) : s->conn->out_bytes;
+}
+
+static bool sub_open(const struct sub *s)
+{
+	return s->sio ? sio_is_open(s->sio) : s->conn->state == CONN_WS;
+}
+
+static void sub_confirmed(struct sub *s)
+{
+	if (s->sio)
+		sio_subscribed(s);
+	else
+		session_subscribed(s);
+}
+
+/* The Engine.IO packet of a stored message for Socket.IO subscribers. */
+static void sio_packet(struct buf *b, const char *room, const struct store_message *m)
+{
+	struct buf ev = { 0 };
+	buf_append_json_str(&ev, m->event, strlen(m->event));
+	siopkt_event(b, "/", ev.data, ev.len, room, m->seq, m->ts, m->data, m->data_len,
+		     worker.cfg->socketio_recovery ? m->gpos : -1);
+	buf_free(&ev);
+}
 
 static void replay_schedule(void)
 {
@@ -102,15 +135,21 @@ static int replay_row(const struct store_message *m, void *arg)
 	if (m->seq != s->sent_seq + 1)
 		s->recovered = false;   /* pruned: the missing ones are gone */
 	buf_reset(&rc->frame);
-	proto_event(&rc->frame, s->room->name, m->seq, s->room->epoch, m->event, m->data,
-		    m->data_len, m->ts);
+	if (s->sio)
+		sio_packet(&rc->frame, s->room->name, m);
+	else
+		proto_event(&rc->frame, s->room->name, m->seq, s->room->epoch, m->event, m->data,
+			    m->data_len, m->ts);
 	struct sbuf *f = ws_frame_new(WS_OP_TEXT, rc->frame.data, rc->frame.len);
-	conn_send(s->conn, f);
+	if (s->sio)
+		sio_deliver(s->sio, f, rc->frame.data, rc->frame.len);
+	else
+		conn_send(s->conn, f);
 	sbuf_unref(f);
 	s->sent_seq = m->seq;
 	s->replayed++;
-	rc->paused = s->conn->out_bytes >= REPLAY_QUEUE_LOW;
-	return rc->paused || s->conn->state != CONN_WS;
+	rc->paused = sub_backlog(s) >= REPLAY_QUEUE_LOW;
+	return rc->paused || !sub_open(s);
 }
 
 /* Reads one chunk for s. Returns true when s finished replaying. */
@@ -134,7 +173,7 @@ static bool replay_step(struct sub *s)
 	if (s->sent_seq < s->room->last_seq)
 		return false;
 	replay_remove(s);
-	session_subscribed(s);
+	sub_confirmed(s);
 	return true;
 }
 
@@ -144,9 +183,9 @@ static void replay_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	struct sub *s = replaying, *next;
 	for (; s; s = next) {
 		next = s->replay_next;
-		if (!s->room->ready || s->conn->state != CONN_WS)
+		if (!s->room->ready || !sub_open(s))
 			continue;
-		if (s->conn->out_bytes >= REPLAY_QUEUE_LOW)
+		if (sub_backlog(s) >= REPLAY_QUEUE_LOW)
 			continue;   /* let the client read first */
 		progressed = true;
 		replay_step(s);
@@ -200,7 +239,7 @@ static void sub_start(struct sub *s, const struct sub_since *since)
 	if (from < r->last_seq)
 		replay_add(s);
 	else
-		session_subscribed(s);
+		sub_confirmed(s);
 }
 
 bool room_sub_delivered(const struct sub *s)
@@ -217,8 +256,33 @@ struct pending_since {
 static struct pending_since *waiting;
 static size_t nwaiting, capwaiting;
 
+static struct sub *subscribe(struct conn *c, struct sio_sock *k, const char *name,
+			     const struct sub_since *since, const char *req_id, bool held);
+
 struct sub *room_subscribe(struct conn *c, const char *name, const struct sub_since *since,
 			   const char *req_id)
+{
+	return subscribe(c, NULL, name, since, req_id, false);
+}
+
+struct sub *room_subscribe_sio(struct sio_sock *k, const char *name, const char *req_id,
+			       bool held)
+{
+	return subscribe(NULL, k, name, NULL, req_id, held);
+}
+
+void room_sub_release(struct sub *s, int64_t sent_seq)
+{
+	s->held = false;
+	s->replaying = false;
+	s->confirmed = true;
+	s->sent_seq = MAX(sent_seq, s->sent_seq);
+	if (s->room->ready && s->sent_seq < s->room->last_seq)
+		catch_up(s);
+}
+
+static struct sub *subscribe(struct conn *c, struct sio_sock *k, const char *name,
+			     const struct sub_since *since, const char *req_id, bool held)
 {
 	struct room *r = room_find(name);
 	if (!r) {
@@ -230,11 +294,15 @@ struct sub *room_subscribe(struct conn *c, const char *name, const struct sub_si
 	struct sub *s = xcalloc(1, sizeof(*s));
 	s->room = r;
 	s->conn = c;
+	s->sio = k;
+	s->held = held;
 	s->req_id = req_id ? xstrdup(req_id) : NULL;
 	s->idx = r->nsubs;
 	s->replaying = true;   /* nothing live until its starting point is known */
 	xgrow(&r->subs, &r->cap, r->nsubs + 1, sizeof(*r->subs));
 	r->subs[r->nsubs++] = s;
+	if (held)
+		return s;
 	if (r->ready) {
 		s->replaying = false;
 		sub_start(s, since);
@@ -311,9 +379,10 @@ void room_on_state(const char *name, const char *epoch, int64_t last_seq)
 	replay_schedule();
 }
 
-void room_on_deliver(const char *name, int64_t seq, const char *epoch, const char *payload,
-		     size_t len)
+void room_on_deliver(const char *name, const struct room_msg *m)
 {
+	int64_t seq = m->seq;
+	const char *epoch = m->epoch;
 	struct room *r = room_find(name);
 	if (!r) {
 		/* The first messages of a new room reach every worker. */
@@ -326,8 +395,10 @@ void room_on_deliver(const char *name, int64_t seq, const char *epoch, const cha
 		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
 	if (seq > r->last_seq)
 		r->last_seq = seq;
-	/* Framed once; every subscriber's queue holds the same buffer. */
-	struct sbuf *f = ws_frame_new(WS_OP_TEXT, payload, len);
+	/* Framed once per protocol, when the room has a subscriber of it: every
+	 * subscriber's queue holds the same buffer. */
+	struct sbuf *f = NULL, *sf = NULL;
+	struct buf sp = { 0 };
 	uint64_t n = 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		struct sub *s = r->subs[i];
@@ -339,10 +410,27 @@ void room_on_deliver(const char *name, int64_t seq, const char *epoch, const cha
 			continue;
 		}
 		s->sent_seq = seq;
-		conn_send(s->conn, f);
+		if (s->sio) {
+			if (!sf) {
+				char ts[UTIL_TS_LEN + 1];
+				snprintf(ts, sizeof(ts), "%.*s", UTIL_TS_LEN, m->ts);
+				siopkt_event(&sp, "/", m->event, m->event_len, name, seq, ts, m->data,
+					     m->data_len, worker.cfg->socketio_recovery ? m->gpos : -1);
+				sf = ws_frame_new(WS_OP_TEXT, sp.data, sp.len);
+			}
+			sio_deliver(s->sio, sf, sp.data, sp.len);
+		} else {
+			if (!f)
+				f = ws_frame_new(WS_OP_TEXT, m->payload, m->len);
+			conn_send(s->conn, f);
+		}
 		n++;
 	}
-	sbuf_unref(f);
+	if (f)
+		sbuf_unref(f);
+	if (sf)
+		sbuf_unref(sf);
+	buf_free(&sp);
 	worker.stats.delivered += n;
 	replay_schedule();
 }

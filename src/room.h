@@ -10,11 +10,13 @@
 
 struct conn;
 struct room;
+struct sio_sock;
 
 /* One connection's subscription to one room. */
 struct sub {
 	struct room *room;
-	struct conn *conn;
+	struct conn *conn;       /* the native protocol's connection, or NULL */
+	struct sio_sock *sio;    /* a Socket.IO socket (conn is NULL), or NULL */
 	size_t idx;              /* position in room->subs */
 	int64_t start_seq;       /* where it started: sent_seq before any delivery */
 	int64_t sent_seq;        /* last seq delivered on this connection */
@@ -22,6 +24,7 @@ struct sub {
 	bool confirmed;          /* `subscribed` was sent */
 	bool recovered;          /* for the `subscribed` reply */
 	bool automatic;          /* an auto-join (set by the session) */
+	bool held;               /* recovering: sio.c merges its history itself */
 	int64_t replayed;
 	char *req_id;            /* the subscribe's id (JSON text), or NULL */
 	struct sub *replay_next; /* on the list of subscriptions replaying */
@@ -50,6 +53,13 @@ struct sub_since {
  * the request's id, or NULL) is copied. */
 struct sub *room_subscribe(struct conn *c, const char *name, const struct sub_since *since,
 			   const char *req_id);
+/* The same for a Socket.IO socket. held: the subscription waits, skipping
+ * live messages, until room_sub_release (connection state recovery merges
+ * the history of several rooms itself); its room is registered meanwhile. */
+struct sub *room_subscribe_sio(struct sio_sock *k, const char *name, const char *req_id,
+			       bool held);
+/* A held subscription goes live after sent_seq (what was delivered). */
+void room_sub_release(struct sub *s, int64_t sent_seq);
 /* Removes a subscription (the conn keeps its own list in sync). */
 void room_unsubscribe(struct sub *s);
 /* Whether s has delivered anything since it started. */
@@ -60,8 +70,21 @@ size_t room_count(void);
 
 /* From the hub. */
 void room_on_state(const char *name, const char *epoch, int64_t last_seq);
-void room_on_deliver(const char *name, int64_t seq, const char *epoch, const char *payload,
-		     size_t len);
+/* A committed message as the hub delivers it: the native event (payload),
+ * and slices of it from which the Socket.IO frame is built. */
+struct room_msg {
+	int64_t seq;
+	int64_t gpos;              /* global position: the Socket.IO offset */
+	const char *epoch;
+	const char *payload;       /* the native protocol's event message */
+	size_t len;
+	const char *event;         /* the event name as a JSON string literal */
+	size_t event_len;
+	const char *data;          /* the data, JSON text */
+	size_t data_len;
+	const char *ts;            /* UTIL_TS_LEN characters */
+};
+void room_on_deliver(const char *name, const struct room_msg *m);
 /* The hub (re)connected: register every room again and catch up what was
  * committed but never delivered while it was away. */
 void room_rejoin_all(void);

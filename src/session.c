@@ -53,17 +53,22 @@ static void send_error(struct conn *c, const char *id, const char *code, const c
 
 /* The rooms a connection of this subject joins by itself: user:{sub} and
  * global. Returns how many were written to out. */
-static size_t auto_rooms(const struct session *s, char out[2][ROOM_MAX + 1])
+size_t session_auto_rooms(const struct jwt_claims *claims, char out[2][ROOM_MAX + 1])
 {
 	size_t n = 0;
-	if (s->claims.sub) {
-		snprintf(out[n], ROOM_MAX + 1, "user:%s", s->claims.sub);
+	if (claims->sub) {
+		snprintf(out[n], ROOM_MAX + 1, "user:%s", claims->sub);
 		if (acl_room_valid(out[n], strlen(out[n])))
 			n++;
 	}
 	if (config_namespace(worker.cfg, "global"))
 		snprintf(out[n++], ROOM_MAX + 1, "global");
 	return n;
+}
+
+static size_t auto_rooms(const struct session *s, char out[2][ROOM_MAX + 1])
+{
+	return session_auto_rooms(&s->claims, out);
 }
 
 static struct sub *find_sub(struct session *s, const char *room)
@@ -108,30 +113,49 @@ static void put_user(struct buf *b, struct session *s)
 
 /* ---- hub registry ------------------------------------------------------------------ */
 
-static void report_open(struct session *s)
+void session_report_open(uint64_t id, const char *user, const char *addr, int64_t connected_at)
 {
-	struct conn *c = s->conn;
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_CONN_OPEN);
-	ipc_put_u64(&b, c->id);
-	ipc_put_cstr(&b, s->claims.sub);
-	ipc_put_cstr(&b, conn_addr(c));
-	ipc_put_u64(&b, (uint64_t)c->connected_at);
+	ipc_put_u64(&b, id);
+	ipc_put_cstr(&b, user);
+	ipc_put_cstr(&b, addr);
+	ipc_put_u64(&b, (uint64_t)connected_at);
 	ipc_end(&b, m);
 	worker_hub_send(&b);
 	buf_free(&b);
 }
 
-static void report_room(struct conn *c, const char *room, bool joined)
+void session_report_room(uint64_t id, const char *room, bool joined)
 {
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_CONN_ROOM);
-	ipc_put_u64(&b, c->id);
+	ipc_put_u64(&b, id);
 	ipc_put_cstr(&b, room);
 	ipc_put_u8(&b, joined);
 	ipc_end(&b, m);
 	worker_hub_send(&b);
 	buf_free(&b);
+}
+
+void session_report_close(uint64_t id)
+{
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_CONN_CLOSE);
+	ipc_put_u64(&b, id);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+}
+
+static void report_open(struct session *s)
+{
+	session_report_open(s->conn->id, s->claims.sub, conn_addr(s->conn), s->conn->connected_at);
+}
+
+static void report_room(struct conn *c, const char *room, bool joined)
+{
+	session_report_room(c->id, room, joined);
 }
 
 void session_hub_back(void)
@@ -207,12 +231,6 @@ static void auth_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- subscriptions ----------------------------------------------------------------- */
 
-static struct acl_subject subject(const struct session *s)
-{
-	return (struct acl_subject){ s->claims.sub, s->claims.roles, s->claims.nroles,
-				     s->claims.rooms, s->claims.nrooms };
-}
-
 static void remove_sub(struct session *s, struct sub *sb)
 {
 	for (size_t i = 0; i < s->nsubs; i++)
@@ -223,7 +241,7 @@ static void remove_sub(struct session *s, struct sub *sb)
 
 /* Checks name against the namespace's rule for op (subscribe or publish).
  * Returns NULL when allowed, else the error code. */
-static const char *check_room(struct session *s, const char *room, bool publish)
+const char *session_check_room(const struct jwt_claims *claims, const char *room, bool publish)
 {
 	if (!acl_room_valid(room, strlen(room)))
 		return "bad_request";
@@ -232,9 +250,15 @@ static const char *check_room(struct session *s, const char *room, bool publish)
 		return "forbidden";
 	const char *id;
 	acl_room_namespace(room, &id);
-	struct acl_subject subj = subject(s);
+	struct acl_subject subj = { claims->sub, claims->roles, claims->nroles, claims->rooms,
+				    claims->nrooms };
 	return acl_allows(publish ? &ns->publish : &ns->subscribe, &subj, room, id)
 		       ? NULL : "forbidden";
+}
+
+static const char *check_room(struct session *s, const char *room, bool publish)
+{
+	return session_check_room(&s->claims, room, publish);
 }
 
 void session_subscribed(struct sub *sb)
@@ -733,12 +757,7 @@ void session_close(struct conn *c)
 		room_unsubscribe(s->subs[i]);
 	free(s->subs);
 	ev_timer_stop(worker.loop, &s->auth_timer);
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_CONN_CLOSE);
-	ipc_put_u64(&b, c->id);
-	ipc_end(&b, m);
-	worker_hub_send(&b);
-	buf_free(&b);
+	session_report_close(c->id);
 	jwt_claims_free(&s->claims);
 	free(s);
 	c->session = NULL;

@@ -3,7 +3,10 @@
 #ifndef HERALD_SESSION_H
 #define HERALD_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include "acl.h"
 #include "conn.h"
 #include "http.h"
 #include "jwt.h"
@@ -26,5 +29,19 @@ struct sub;
 void session_subscribed(struct sub *s);
 /* The hub is back: report every connection and its rooms again. */
 void session_hub_back(void);
+
+/* ---- shared with the Socket.IO protocol (sio.c) ---- */
+
+/* Checks room against its namespace's rule for subscribing (or publishing)
+ * with these claims. Returns NULL when allowed, else the error code
+ * ("bad_request" for an invalid name, "forbidden"). */
+const char *session_check_room(const struct jwt_claims *claims, const char *room, bool publish);
+/* The rooms a connection with these claims joins by itself (user:{sub},
+ * global); returns how many were written to out. */
+size_t session_auto_rooms(const struct jwt_claims *claims, char out[2][ROOM_MAX + 1]);
+/* Reports a client connection, its rooms and its end to the hub's registry. */
+void session_report_open(uint64_t id, const char *user, const char *addr, int64_t connected_at);
+void session_report_room(uint64_t id, const char *room, bool joined);
+void session_report_close(uint64_t id);
 
 #endif

@@ -75,6 +75,11 @@ enum {
 	ST_WF_HISTORY,
 	ST_WF_APPROVAL_ADD,
 	ST_WF_APPROVALS,
+	ST_MAX_GPOS,
+	ST_SIO_PUT,
+	ST_SIO_GET,
+	ST_SIO_TOUCH,
+	ST_SIO_PRUNE,
 	ST_COUNT
 };
 
@@ -94,13 +99,14 @@ static const struct {
 	[ST_ROOM_ADD] = { STORE_RW,
 		"INSERT INTO rooms (name, epoch, last_seq, created_at) VALUES (?1, ?2, 0, ?3)" },
 	[ST_ROOM_SET_SEQ] = { STORE_RW,
-		"UPDATE rooms SET last_seq = ?2 WHERE id = ?1" },
+		"UPDATE rooms SET last_seq = ?2, last_gpos = max(last_gpos, ?3) WHERE id = ?1" },
 	[ST_ROOMS_EACH] = { STORE_ANY,
 		"SELECT id, name, last_seq FROM rooms ORDER BY name" },
 	[ST_ROOMS_AFTER] = { STORE_ANY,
 		"SELECT id, name, last_seq FROM rooms WHERE id > ?1 ORDER BY id LIMIT ?2" },
 	[ST_MSG_ADD] = { STORE_RW,
-		"INSERT INTO messages (room_id, seq, event, data, ts) VALUES (?1, ?2, ?3, ?4, ?5)" },
+		"INSERT INTO messages (room_id, seq, event, data, ts, gpos)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)" },
 	/* A key older than the window may still be there, not yet pruned: it is
 	 * replaced, since store_idem_find no longer honours it. */
 	[ST_IDEM_ADD] = { STORE_RW,
@@ -110,7 +116,7 @@ static const struct {
 	[ST_IDEM_FIND] = { STORE_ANY,
 		"SELECT seq FROM idempotency WHERE room_id = ?1 AND key = ?2 AND created_ms >= ?3" },
 	[ST_HISTORY] = { STORE_ANY,
-		"SELECT seq, event, data, ts FROM messages"
+		"SELECT seq, event, data, ts, coalesce(gpos, 0) FROM messages"
 		" WHERE room_id = (SELECT id FROM rooms WHERE name = ?1) AND seq > ?2"
 		" ORDER BY seq LIMIT ?3" },
 	[ST_FIRST_SEQ] = { STORE_ANY,
@@ -236,6 +242,20 @@ static const struct {
 	[ST_WF_APPROVALS] = { STORE_ANY,
 		"SELECT actor, comment, time FROM workflow_approvals"
 		" WHERE workflow_id = ?1 AND step = ?2 ORDER BY rowid" },
+	/* Socket.IO: global positions and recoverable sessions. */
+	[ST_MAX_GPOS] = { STORE_ANY, "SELECT coalesce(max(last_gpos), 0) FROM rooms" },
+	[ST_SIO_PUT] = { STORE_RW,
+		"INSERT INTO sio_sessions (pid, sid, user, rooms, created_ms, updated_ms)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (pid) DO UPDATE SET"
+		" sid = excluded.sid, user = excluded.user, rooms = excluded.rooms,"
+		" updated_ms = excluded.updated_ms" },
+	[ST_SIO_GET] = { STORE_ANY,
+		"SELECT sid, user, rooms, updated_ms FROM sio_sessions WHERE pid = ?1" },
+	[ST_SIO_TOUCH] = { STORE_RW,
+		"UPDATE sio_sessions SET updated_ms = max(updated_ms, ?2) WHERE pid = ?1" },
+	[ST_SIO_PRUNE] = { STORE_RW,
+		"DELETE FROM sio_sessions WHERE pid IN (SELECT pid FROM sio_sessions"
+		" WHERE updated_ms < ?1 ORDER BY updated_ms LIMIT ?2)" },
 };
 
 struct store {
@@ -560,13 +580,14 @@ int store_room_get(struct store *s, const char *name, bool create, struct store_
 	return 1;
 }
 
-int store_room_set_seq(struct store *s, int64_t room_id, int64_t last_seq)
+int store_room_set_seq(struct store *s, int64_t room_id, int64_t last_seq, int64_t gpos)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_ROOM_SET_SEQ, "room_set_seq");
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, room_id);
 	sqlite3_bind_int64(st, 2, last_seq);
+	sqlite3_bind_int64(st, 3, gpos);
 	if (stmt_run(s, st, "room_set_seq") < 0)
 		return -1;
 	if (sqlite3_changes(s->db) != 1) {
@@ -613,8 +634,8 @@ int store_rooms_after(struct store *s, int64_t after_id, int limit, store_room_f
 
 /* ---- messages ------------------------------------------------------------- */
 
-int store_message_add(struct store *s, int64_t room_id, int64_t seq, const char *event,
-		      const char *data, size_t data_len, const char *ts,
+int store_message_add(struct store *s, int64_t room_id, int64_t seq, int64_t gpos,
+		      const char *event, const char *data, size_t data_len, const char *ts,
 		      const char *idem_key, int64_t now)
 {
 	sqlite3_stmt *st = store_stmt(s, ST_MSG_ADD, "message_add");
@@ -624,7 +645,8 @@ int store_message_add(struct store *s, int64_t room_id, int64_t seq, const char 
 	    sqlite3_bind_int64(st, 2, seq) != SQLITE_OK ||
 	    bind_str(st, 3, event) != SQLITE_OK ||
 	    sqlite3_bind_text64(st, 4, data, data_len, SQLITE_STATIC, SQLITE_UTF8) != SQLITE_OK ||
-	    bind_str(st, 5, ts) != SQLITE_OK) {
+	    bind_str(st, 5, ts) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 6, gpos) != SQLITE_OK) {
 		store_error(s, "message_add");
 		stmt_done(st);
 		return -1;
@@ -689,6 +711,7 @@ int store_history(struct store *s, const char *room, int64_t after, int limit,
 			.data = col_str(st, 2),
 			.data_len = (size_t)sqlite3_column_bytes(st, 2),
 			.ts = col_str(st, 3),
+			.gpos = sqlite3_column_int64(st, 4),
 		};
 		n++;
 		if (fn(&m, arg))
@@ -1292,4 +1315,84 @@ json_t *store_workflow_approvals(struct store *s, int64_t id, int step)
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int(st, 2, step);
 	return rows_json(s, st, "workflow_approvals");
+}
+
+/* ---- Socket.IO sessions ---------------------------------------------------- */
+
+int64_t store_max_gpos(struct store *s)
+{
+	sqlite3_stmt *st = s->st[ST_MAX_GPOS];
+	int64_t v = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		store_error(s, "max_gpos");
+	stmt_done(st);
+	return v;
+}
+
+int store_sio_put(struct store *s, const struct store_sio_session *ss, int64_t now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_SIO_PUT, "sio_put");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, ss->pid) != SQLITE_OK || bind_str(st, 2, ss->sid) != SQLITE_OK ||
+	    bind_str(st, 3, ss->user) != SQLITE_OK || bind_str(st, 4, ss->rooms) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 5, now) != SQLITE_OK) {
+		store_error(s, "sio_put");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(s, st, "sio_put");
+}
+
+int store_sio_touch(struct store *s, const char *pid, int64_t now)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_SIO_TOUCH, "sio_touch");
+	if (!st)
+		return -1;
+	if (bind_str(st, 1, pid) != SQLITE_OK || sqlite3_bind_int64(st, 2, now) != SQLITE_OK) {
+		store_error(s, "sio_touch");
+		stmt_done(st);
+		return -1;
+	}
+	return stmt_run(s, st, "sio_touch");
+}
+
+int store_sio_prune(struct store *s, int64_t before_ms, int limit)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_SIO_PRUNE, "sio_prune");
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, before_ms);
+	sqlite3_bind_int(st, 2, limit);
+	if (stmt_run(s, st, "sio_prune") < 0)
+		return -1;
+	return sqlite3_changes(s->db);
+}
+
+int store_sio_get(struct store *s, const char *pid, json_t **out)
+{
+	sqlite3_stmt *st = s->st[ST_SIO_GET];
+	*out = NULL;
+	if (bind_str(st, 1, pid) != SQLITE_OK) {
+		store_error(s, "sio_get");
+		stmt_done(st);
+		return -1;
+	}
+	int rc = sqlite3_step(st), found = 0;
+	if (rc == SQLITE_ROW) {
+		json_t *rooms = json_loads(col_str(st, 2), 0, NULL);
+		const char *user = col_str(st, 1);
+		*out = json_pack("{s:s, s:o, s:o, s:I}", "sid", col_str(st, 0),
+				 "user", user ? json_string(user) : json_null(),
+				 "rooms", rooms ? rooms : json_object(),
+				 "updated_ms", (json_int_t)sqlite3_column_int64(st, 3));
+		found = *out ? 1 : -1;
+	} else if (rc != SQLITE_DONE) {
+		store_error(s, "sio_get");
+		found = -1;
+	}
+	stmt_done(st);
+	return found;
 }

@@ -30,6 +30,7 @@ struct store_message {
 	const char *data;           /* JSON text */
 	size_t data_len;
 	const char *ts;             /* RFC 3339 with milliseconds */
+	int64_t gpos;               /* global position (0: stored before it existed) */
 };
 
 /* Opens path. Writable: creates it if needed, sets WAL and synchronous NORMAL
@@ -51,12 +52,14 @@ bool store_writable(struct store *s);
 /* Looks up a room; with create, makes it (random epoch, last_seq 0) when
  * absent. Returns 1 found/created, 0 absent, -1 error. */
 int store_room_get(struct store *s, const char *name, bool create, struct store_room *out);
-/* Records the room's new last_seq (inside the caller's transaction). */
-int store_room_set_seq(struct store *s, int64_t room_id, int64_t last_seq);
+/* Records the room's new last_seq and the gpos of its newest message
+ * (inside the caller's transaction). */
+int store_room_set_seq(struct store *s, int64_t room_id, int64_t last_seq, int64_t gpos);
 
-/* Inserts one message (inside the caller's transaction). idem_key may be NULL. */
-int store_message_add(struct store *s, int64_t room_id, int64_t seq, const char *event,
-		      const char *data, size_t data_len, const char *ts,
+/* Inserts one message with its global position (inside the caller's
+ * transaction). idem_key may be NULL. */
+int store_message_add(struct store *s, int64_t room_id, int64_t seq, int64_t gpos,
+		      const char *event, const char *data, size_t data_len, const char *ts,
 		      const char *idem_key, int64_t now_ms);
 /* Seq stored earlier under idem_key in room within STORE_IDEM_WINDOW_MS of
  * now_ms: returns 1 with *seq set, 0 when none, -1 on error. */
@@ -209,5 +212,25 @@ int store_workflow_approval_add(struct store *s, int64_t id, int step, const cha
 				const char *comment, const char *ts);
 /* [{actor, comment, time}] of one step, in order; NULL on error. */
 json_t *store_workflow_approvals(struct store *s, int64_t id, int step);
+
+/* ---- Socket.IO: global positions and recoverable sessions ------------------- */
+
+/* The highest gpos ever stored (0 when none), or -1 on error. */
+int64_t store_max_gpos(struct store *s);
+
+struct store_sio_session {
+	const char *pid, *sid;
+	const char *user;           /* NULL: anonymous */
+	const char *rooms;          /* JSON {room: [joined seq, epoch]} */
+};
+/* Creates or replaces the session of pid, updated at now; 0 or -1. */
+int store_sio_put(struct store *s, const struct store_sio_session *ss, int64_t now_ms);
+/* Moves the session's updated time on to now (a disconnection); 0 or -1. */
+int store_sio_touch(struct store *s, const char *pid, int64_t now_ms);
+/* Deletes at most limit sessions not updated since before_ms; rows or -1. */
+int store_sio_prune(struct store *s, int64_t before_ms, int limit);
+/* The session of pid as {sid, user, rooms, updated_ms}: 1 with *out set (a
+ * new reference), 0 when there is none, -1 on error. */
+int store_sio_get(struct store *s, const char *pid, json_t **out);
 
 #endif

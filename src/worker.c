@@ -14,9 +14,11 @@
 #include <jansson.h>
 
 #include "conn.h"
+#include "eio.h"
 #include "log.h"
 #include "room.h"
 #include "session.h"
+#include "sio.h"
 #include "util.h"
 
 #define HUB_RETRY 0.1          /* seconds between attempts to reach the hub */
@@ -119,6 +121,7 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		send_stats();
 		room_rejoin_all();
 		session_hub_back();
+		sio_hub_back();
 		return;
 	}
 	case IPC_ROOM_STATE: {
@@ -130,13 +133,27 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		return;
 	}
 	case IPC_DELIVER: {
-		size_t plen;
+		struct room_msg m = { 0 };
+		uint32_t off[5];
 		ipc_get_str(r, room, sizeof(room));
-		int64_t seq = (int64_t)ipc_get_u64(r);
+		m.seq = (int64_t)ipc_get_u64(r);
 		ipc_get_str(r, epoch, sizeof(epoch));
-		const char *payload = ipc_get_bytes(r, &plen);
-		if (ipc_reader_done(r))
-			room_on_deliver(room, seq, epoch, payload, plen);
+		m.epoch = epoch;
+		m.gpos = (int64_t)ipc_get_u64(r);
+		for (int i = 0; i < 5; i++)
+			off[i] = ipc_get_u32(r);
+		m.payload = ipc_get_bytes(r, &m.len);
+		/* The slices must lie inside the payload. */
+		if (!ipc_reader_done(r) || off[0] > m.len || off[1] > m.len - off[0] ||
+		    off[2] > m.len || off[3] > m.len - off[2] || off[4] > m.len ||
+		    UTIL_TS_LEN > m.len - off[4])
+			return;
+		m.event = m.payload + off[0];
+		m.event_len = off[1];
+		m.data = m.payload + off[2];
+		m.data_len = off[3];
+		m.ts = m.payload + off[4];
+		room_on_deliver(room, &m);
 		return;
 	}
 	case IPC_REPLY: {
@@ -156,6 +173,8 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		struct conn *c = map_get_u64(&worker.conns, id);
 		if (ipc_reader_done(r) && c)
 			conn_ws_close(c, code, reason);
+		else if (ipc_reader_done(r))
+			sio_kick(id, reason);
 		return;
 	}
 	case IPC_HUB_STATUS:
@@ -255,6 +274,8 @@ static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+	sio_flush();
+	eio_flush();
 	conn_flush_all();
 	if (worker.hub.fd >= 0)
 		ipc_chan_flush(&worker.hub);
@@ -311,6 +332,7 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		ev_io_stop(loop, &worker.lio[i]);
 		close(worker.lfd[i]);
 	}
+	eio_close_all("server shutting down");
 	conn_close_all(WS_CLOSE_GOING_AWAY, "server shutting down");
 	stop_timer.data = (void *)(intptr_t)mono_ms();
 	ev_timer_init(&stop_timer, stop_cb, 0.05, 0.05);
@@ -356,6 +378,8 @@ void worker_main(struct proc_ctx *ctx)
 		fatal("event=database_failed mode=read_only path=%s error=\"%s\"",
 		      worker.cfg->database, err);
 	room_init();
+	eio_init();
+	sio_init();
 
 	ipc_chan_open(&worker.master, loop, ctx->master_fd, master_msg, master_lost, NULL);
 	ev_timer_init(&worker.hub_retry, hub_retry_cb, HUB_RETRY, 0);

@@ -107,9 +107,9 @@ static int add_msg(struct store *s, int64_t room_id, int64_t seq, const char *ts
 {
 	char data[64];
 	snprintf(data, sizeof(data), "{\"n\":%lld}", (long long)seq);
-	if (store_message_add(s, room_id, seq, "tick", data, strlen(data), ts, idem, now) < 0)
+	if (store_message_add(s, room_id, seq, seq, "tick", data, strlen(data), ts, idem, now) < 0)
 		return -1;
-	return store_room_set_seq(s, room_id, seq);
+	return store_room_set_seq(s, room_id, seq, seq);
 }
 
 /* Collects what store_history passes, stopping after stop_after rows. */
@@ -199,7 +199,7 @@ static void test_readonly_open(void)
 		CHECK_EQ_INT(store_room_get(ro, "global", false, &r), 1);
 		CHECK_EQ_INT(store_room_get(ro, "fresh", true, &r), -1);
 		CHECK(strstr(store_errmsg(ro), "read-only") != NULL);
-		CHECK_EQ_INT(store_message_add(ro, r.id, 1, "e", "1", 1, "x", NULL, 0), -1);
+		CHECK_EQ_INT(store_message_add(ro, r.id, 1, 1, "e", "1", 1, "x", NULL, 0), -1);
 		CHECK(!store_writable(ro));
 		/* A reader's transaction is a consistent snapshot, not a write lock. */
 		CHECK_EQ_INT(store_begin(ro), 0);
@@ -286,8 +286,8 @@ static void test_rooms(void)
 	CHECK(c.id != a.id);
 	CHECK(strcmp(c.epoch, a.epoch) != 0);
 
-	CHECK_EQ_INT(store_room_set_seq(s, a.id, 42), 0);
-	CHECK_EQ_INT(store_room_set_seq(s, 9999, 1), -1);
+	CHECK_EQ_INT(store_room_set_seq(s, a.id, 42, 42), 0);
+	CHECK_EQ_INT(store_room_set_seq(s, 9999, 1, 1), -1);
 	store_close(s);
 
 	/* Epoch and seq are what a client resumes with: they survive a restart. */
@@ -371,13 +371,13 @@ static void test_history(void)
 
 	/* Data is stored byte for byte, with its length, not parsed. */
 	const char raw[] = "{ \"a\" : [1, 2.50, \"\\u00e9\"] }";
-	CHECK_EQ_INT(store_message_add(s, other.id, 2, "raw", raw, strlen(raw),
+	CHECK_EQ_INT(store_message_add(s, other.id, 2, 2, "raw", raw, strlen(raw),
 				       "2026-11-23T10:00:01.000Z", NULL, 0), 0);
 	CHECK_EQ_INT(history(s, "race:8", 1, 10, &c, 0), 1);
 	CHECK_EQ_STR(c.last_data, raw);
 
 	/* A seq is stored once per room. */
-	CHECK_EQ_INT(store_message_add(s, other.id, 2, "dup", "1", 1, "x", NULL, 0), -1);
+	CHECK_EQ_INT(store_message_add(s, other.id, 2, 2, "dup", "1", 1, "x", NULL, 0), -1);
 	CHECK(strstr(store_errmsg(s), "message_add") != NULL);
 	store_close(s);
 	db_cleanup();

@@ -1,0 +1,1349 @@
+/* sio.c -- the Socket.IO v5 protocol on Engine.IO sessions: namespaces,
+ * CONNECT with the auth payload (the same JWT checks as /ws), herald's verbs
+ * as events with acks, binary attachments, room events through the shared
+ * fan-out of room.c, and connection state recovery: sessions are stored in
+ * SQLite by the hub, and a reconnecting client gets what it missed in every
+ * room, merged in global-position order (docs/socketio.md). */
+#include "sio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+
+#include "acl.h"
+#include "config.h"
+#include "ipc.h"
+#include "jwt.h"
+#include "log.h"
+#include "proto.h"
+#include "room.h"
+#include "session.h"
+#include "siopkt.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+#include "ws.h"
+
+#define SIO_ID_LEN 20
+#define REC_CHUNK 256                    /* rows per history read while recovering */
+#define REC_QUEUE_LOW (256 * 1024)       /* read more when less than this is queued */
+#define ALIAS_MAX 64
+
+struct rec_row {
+	int64_t seq, gpos;
+	char *packet;
+	size_t len;
+};
+
+/* One room's history being merged. */
+struct rec_cursor {
+	struct sub *sub;
+	int64_t after;                       /* last seq merged */
+	struct rec_row *rows;
+	size_t n, i;
+	bool done;                           /* nothing more can be read */
+};
+
+/* Connection state recovery in progress: the missed messages of every room,
+ * sent in gpos order; live deliveries wait until all rooms are caught up. */
+struct recovery {
+	int64_t offset;
+	struct rec_cursor *cur;
+	size_t ncur;
+	struct sio_sock *next;               /* on the list of recoveries */
+};
+
+struct sio_sock {
+	struct eio_session *es;
+	uint64_t id;
+	bool main;                           /* connected to "/" */
+	bool custom;                         /* conformance mode: "/custom" */
+	bool reported;                       /* the hub's registry knows it */
+	char sid[SIO_ID_LEN + 1];
+	char pid[SIO_ID_LEN + 1];
+	struct jwt_claims claims;            /* claims.sub NULL: anonymous */
+	char *token;                         /* from the handshake request */
+	struct sub **subs;
+	size_t nsubs, cap;
+	/* a binary packet waiting for its attachments */
+	char *bin_head;
+	size_t bin_head_len;
+	unsigned bin_want;
+	struct buf *bins;
+	size_t nbins;
+	/* recovery */
+	bool put_dirty, dirty;
+	char **acks;                         /* sent once the session is stored */
+	size_t nacks, acks_cap;
+	struct recovery *rec;
+	struct sio_sock *dirty_next;
+	struct sio_sock *prev, *next;        /* on all_socks */
+	double tokens;                       /* rate limit bucket */
+	ev_tstamp refilled;
+};
+
+static struct sio_sock *all_socks;      /* every socket of the worker */
+static struct sio_sock *dirty_socks;
+static struct sio_sock *recovering;
+static ev_idle rec_idle;
+static ev_timer rec_wait;
+
+/* The socket whose Engine.IO session has that id (NULL when it is gone). */
+static struct sio_sock *sock_find(uint64_t id)
+{
+	struct eio_session *es = eio_find_id(id);
+	return es ? eio_data(es) : NULL;
+}
+
+/* ---- aliases ------------------------------------------------------------------------ */
+
+struct alias {
+	char event[128];
+	char verb[32];
+	char room[ROOM_MAX + 1];             /* a template with {name} parts */
+};
+static struct alias aliases[ALIAS_MAX];
+static size_t naliases;
+static const struct config *aliases_cfg;
+
+/* socketio_alias = EVENT VERB TEMPLATE[, EVENT VERB TEMPLATE ...] */
+static void aliases_load(void)
+{
+	if (aliases_cfg == worker.cfg)
+		return;
+	aliases_cfg = worker.cfg;
+	naliases = 0;
+	const char *p = worker.cfg->socketio_alias;
+	while (p && *p && naliases < ALIAS_MAX) {
+		size_t len = strcspn(p, ",");
+		char item[512];
+		snprintf(item, sizeof(item), "%.*s", (int)MIN(len, sizeof(item) - 1), p);
+		struct alias *a = &aliases[naliases];
+		char room[ROOM_MAX + 1] = "";
+		if (sscanf(item, " %127s %31s %200s", a->event, a->verb, room) >= 2) {
+			snprintf(a->room, sizeof(a->room), "%s", room);
+			naliases++;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+}
+
+static const struct alias *alias_find(const char *event)
+{
+	aliases_load();
+	for (size_t i = 0; i < naliases; i++)
+		if (strcmp(aliases[i].event, event) == 0)
+			return &aliases[i];
+	return NULL;
+}
+
+/* Fills {name} parts of tpl from arg: its member name, or arg itself when it
+ * is a string or a number. Returns 0, or -1 when a part has no value. */
+static int alias_room(const char *tpl, json_t *arg, char *out, size_t outlen)
+{
+	struct buf b = { 0 };
+	int rc = 0;
+	for (const char *p = tpl; *p; p++) {
+		const char *end = *p == '{' ? strchr(p, '}') : NULL;
+		if (!end) {
+			buf_append(&b, p, 1);
+			continue;
+		}
+		char name[64];
+		snprintf(name, sizeof(name), "%.*s", (int)MIN((size_t)(end - p - 1), sizeof(name) - 1),
+			 p + 1);
+		json_t *v = json_is_object(arg) ? json_object_get(arg, name) : arg;
+		if (json_is_string(v))
+			buf_appends(&b, json_string_value(v));
+		else if (json_is_integer(v))
+			buf_printf(&b, "%lld", (long long)json_integer_value(v));
+		else
+			rc = -1;
+		p = end;
+	}
+	if (rc == 0 && b.len < outlen)
+		snprintf(out, outlen, "%.*s", (int)b.len, b.data ? b.data : "");
+	else
+		rc = -1;
+	buf_free(&b);
+	return rc;
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static void send_packet(struct sio_sock *k, struct buf *b)
+{
+	eio_send_text(k->es, b->data, b->len);
+	buf_reset(b);
+}
+
+/* type, namespace, ack id, then the JSON payload (NULL: none). */
+static void send_json(struct sio_sock *k, int type, const char *nsp, int64_t id, json_t *v)
+{
+	struct buf b = { 0 };
+	siopkt_put_header(&b, type, 0, nsp, id);
+	if (v) {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		buf_appends(&b, s);
+		free(s);
+	}
+	send_packet(k, &b);
+	buf_free(&b);
+}
+
+static void connect_error(struct sio_sock *k, const char *nsp, const char *message,
+			  const char *code)
+{
+	json_t *v = code ? json_pack("{s:s, s:{s:s}}", "message", message, "data", "code", code)
+			 : json_pack("{s:s}", "message", message);
+	send_json(k, SIO_CONNECT_ERROR, nsp, -1, v);
+	json_decref(v);
+}
+
+/* An ack with one argument (steals v); without an ack id, errors are
+ * emitted as an "error" event instead. */
+static void ack(struct sio_sock *k, int64_t id, json_t *v)
+{
+	if (id >= 0) {
+		json_t *args = json_pack("[o]", v);
+		send_json(k, SIO_ACK, "/", id, args);
+		json_decref(args);
+	} else {
+		if (json_is_false(json_object_get(v, "success"))) {
+			json_t *args = json_pack("[s, O]", "error", v);
+			send_json(k, SIO_EVENT, "/", -1, args);
+			json_decref(args);
+		}
+		json_decref(v);
+	}
+}
+
+static json_t *failure(const char *code, const char *message)
+{
+	return json_pack("{s:b, s:s, s:s}", "success", 0, "error", code, "message", message);
+}
+
+void sio_deliver(struct sio_sock *k, struct sbuf *ws_frame, const char *packet, size_t n)
+{
+	eio_send_shared(k->es, ws_frame, packet, n);
+}
+
+size_t sio_backlog(const struct sio_sock *k)
+{
+	return k->es ? eio_backlog(k->es) : 0;
+}
+
+bool sio_is_open(const struct sio_sock *k)
+{
+	return k->es && eio_is_open(k->es);
+}
+
+/* ---- persistence of sessions (recovery) ---------------------------------------------- */
+
+static void mark_dirty(struct sio_sock *k)
+{
+	if (!worker.cfg->socketio_recovery || !k->main)
+		return;
+	k->put_dirty = true;
+	if (k->dirty)
+		return;
+	k->dirty = true;
+	k->dirty_next = dirty_socks;
+	dirty_socks = k;
+}
+
+struct put_tag {
+	uint64_t sock;
+	char **acks;
+	size_t nacks;
+};
+
+static void send_acks(struct sio_sock *k, char **acks, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (k)
+			eio_send_text(k->es, acks[i], strlen(acks[i]));
+		free(acks[i]);
+	}
+	free(acks);
+}
+
+static void put_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	struct put_tag *t = (struct put_tag *)(uintptr_t)tag;
+	if (status != 200)
+		log_warn("event=sio_session_store_failed status=%d", status);
+	send_acks(sock_find(t->sock), t->acks, t->nacks);
+	free(t);
+}
+
+/* The session's rooms as stored: {room: [seq joined at, epoch]}. */
+static json_t *rooms_json(struct sio_sock *k)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < k->nsubs; i++) {
+		struct sub *s = k->subs[i];
+		if (s->confirmed || s->held)
+			json_object_set_new(o, s->room->name,
+					    json_pack("[I, s]", (json_int_t)s->start_seq, s->room->epoch));
+	}
+	return o;
+}
+
+static void put_session(struct sio_sock *k)
+{
+	struct put_tag *t = xcalloc(1, sizeof(*t));
+	t->sock = k->id;
+	t->acks = k->acks;
+	t->nacks = k->nacks;
+	k->acks = NULL;
+	k->nacks = k->acks_cap = 0;
+	k->put_dirty = false;
+	json_t *q = json_pack("{s:s, s:s, s:s, s:s, s:o}", "op", "sio_put", "pid", k->pid,
+			      "sid", k->sid, "user", k->claims.sub ? k->claims.sub : "",
+			      "rooms", rooms_json(k));
+	if (!k->claims.sub)
+		json_object_set_new(q, "user", json_null());
+	char *text = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	if (worker_request(NULL, (uint64_t)(uintptr_t)t, text, strlen(text), put_reply) < 0) {
+		send_acks(k, t->acks, t->nacks);
+		free(t);
+	}
+	free(text);
+}
+
+void sio_flush(void)
+{
+	while (dirty_socks) {
+		struct sio_sock *k = dirty_socks;
+		dirty_socks = k->dirty_next;
+		k->dirty = false;
+		if (k->put_dirty)
+			put_session(k);
+	}
+}
+
+/* An ack that must wait until the session is stored (a subscription is only
+ * acknowledged once a recovery would bring it back). */
+static void ack_later(struct sio_sock *k, int64_t id, json_t *v)
+{
+	if (!worker.cfg->socketio_recovery || !k->main) {
+		ack(k, id, v);
+		return;
+	}
+	json_t *args = json_pack("[o]", v);
+	struct buf b = { 0 };
+	siopkt_put_header(&b, SIO_ACK, 0, "/", id);
+	char *s = json_dumps(args, JSON_COMPACT);
+	buf_appends(&b, s);
+	free(s);
+	json_decref(args);
+	buf_append(&b, "", 1);
+	xgrow(&k->acks, &k->acks_cap, k->nacks + 1, sizeof(*k->acks));
+	k->acks[k->nacks++] = b.data;
+	mark_dirty(k);
+}
+
+/* ---- subscriptions --------------------------------------------------------------------- */
+
+static struct sub *find_sub(struct sio_sock *k, const char *room)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (strcmp(k->subs[i]->room->name, room) == 0)
+			return k->subs[i];
+	return NULL;
+}
+
+static void add_sub(struct sio_sock *k, struct sub *s)
+{
+	xgrow(&k->subs, &k->cap, k->nsubs + 1, sizeof(*k->subs));
+	k->subs[k->nsubs++] = s;
+}
+
+static void drop_sub(struct sio_sock *k, struct sub *s)
+{
+	for (size_t i = 0; i < k->nsubs; i++)
+		if (k->subs[i] == s)
+			k->subs[i] = k->subs[--k->nsubs];
+	if (s->confirmed && k->reported)
+		session_report_room(k->id, s->room->name, false);
+	room_unsubscribe(s);
+}
+
+static json_t *sub_state(struct sub *s)
+{
+	return json_pack("{s:b, s:s, s:I, s:s}", "success", 1, "room", s->room->name,
+			 "seq", (json_int_t)s->sent_seq, "epoch", s->room->epoch);
+}
+
+void sio_subscribed(struct sub *s)
+{
+	struct sio_sock *k = s->sio;
+	if (s->confirmed)
+		return;     /* a catch-up: nothing to say */
+	s->confirmed = true;
+	if (k->reported)
+		session_report_room(k->id, s->room->name, true);
+	if (s->req_id) {
+		ack_later(k, strtoll(s->req_id, NULL, 10), sub_state(s));
+		free(s->req_id);
+		s->req_id = NULL;
+	}
+	mark_dirty(k);
+}
+
+/* Subscribes to one room; the ack (when id >= 0) follows its confirmation
+ * (or comes at once when the room was subscribed already). Returns NULL
+ * then, else the failure, for the caller to report. */
+static json_t *subscribe_one(struct sio_sock *k, const char *room, int64_t id)
+{
+	const char *err = session_check_room(&k->claims, room, false);
+	if (err)
+		return failure(err, strcmp(err, "forbidden") == 0 ? "not allowed to subscribe"
+								   : "invalid room name");
+	struct sub *old = find_sub(k, room);
+	if (old) {
+		if (id >= 0) {
+			if (old->confirmed)
+				ack(k, id, sub_state(old));
+			else
+				ack(k, id, failure("conflict", "subscription in progress"));
+		}
+		return NULL;
+	}
+	if (k->nsubs >= (size_t)worker.cfg->max_rooms_per_connection)
+		return failure("too_many_rooms", "max_rooms_per_connection reached");
+	if (!worker.hub_up && !room_find(room))
+		return failure("unavailable", "hub unavailable, retry");
+	char idtext[24];
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	add_sub(k, room_subscribe_sio(k, room, id >= 0 ? idtext : NULL, false));
+	return NULL;
+}
+
+/* subscribe: "room" | {room} | {room, id} (room:id) | {rooms: [...]} */
+static void on_subscribe(struct sio_sock *k, json_t *arg, int64_t id)
+{
+	char room[ROOM_MAX + 1];
+	json_t *rooms = json_object_get(arg, "rooms");
+	if (json_is_array(rooms)) {
+		json_t *ok = json_array(), *errors = json_array(), *r;
+		size_t i;
+		json_array_foreach(rooms, i, r) {
+			json_t *f = json_is_string(r) ? subscribe_one(k, json_string_value(r), -1)
+						      : failure("bad_request", "rooms must be strings");
+			if (f) {
+				json_object_set(f, "room", r);
+				json_array_append_new(errors, f);
+			} else {
+				json_array_append(ok, r);
+			}
+		}
+		ack(k, id, json_pack("{s:b, s:o, s:o}", "success", json_array_size(errors) == 0,
+				     "rooms", ok, "errors", errors));
+		return;
+	}
+	const char *name = json_is_string(arg) ? json_string_value(arg)
+					      : json_string_value(json_object_get(arg, "room"));
+	json_t *rid = json_object_get(arg, "id");
+	if (!name) {
+		ack(k, id, failure("bad_request", "subscribe needs room or rooms"));
+		return;
+	}
+	if (json_is_string(rid))
+		snprintf(room, sizeof(room), "%s:%s", name, json_string_value(rid));
+	else if (json_is_integer(rid))
+		snprintf(room, sizeof(room), "%s:%lld", name, (long long)json_integer_value(rid));
+	else
+		snprintf(room, sizeof(room), "%s", name);
+	json_t *f = subscribe_one(k, room, id);
+	if (f) {
+		json_object_set_new(f, "room", json_string(room));
+		ack(k, id, f);
+	}
+}
+
+static void on_unsubscribe(struct sio_sock *k, json_t *arg, int64_t id)
+{
+	json_t *rooms = json_object_get(arg, "rooms");
+	json_t *list = json_array();
+	if (json_is_array(rooms))
+		json_array_extend(list, rooms);
+	else if (json_is_string(arg))
+		json_array_append(list, arg);
+	else if (json_is_string(json_object_get(arg, "room")))
+		json_array_append(list, json_object_get(arg, "room"));
+	size_t i;
+	json_t *r;
+	json_array_foreach(list, i, r) {
+		struct sub *s = json_is_string(r) ? find_sub(k, json_string_value(r)) : NULL;
+		if (s)
+			drop_sub(k, s);
+	}
+	mark_dirty(k);
+	if (json_array_size(list) == 1)
+		ack(k, id, json_pack("{s:b, s:O}", "success", 1, "room", json_array_get(list, 0)));
+	else
+		ack(k, id, json_pack("{s:b, s:O}", "success", 1, "rooms", list));
+	json_decref(list);
+}
+
+static json_t *rooms_list(struct sio_sock *k)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < k->nsubs; i++)
+		json_array_append_new(a, json_string(k->subs[i]->room->name));
+	return a;
+}
+
+/* ---- requests answered by the hub -------------------------------------------------------- */
+
+struct req_tag {
+	uint64_t sock;
+	int64_t ack;
+	int kind;                            /* REQ_* */
+};
+enum { REQ_PUBLISH, REQ_READ, REQ_WORKFLOW };
+
+static void hub_answer(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	struct req_tag *t = (struct req_tag *)(uintptr_t)tag;
+	struct sio_sock *k = sock_find(t->sock);
+	json_t *v = k ? json_loadb(json, len, 0, NULL) : NULL;
+	if (k && status == 200 && v) {
+		json_t *out;
+		if (t->kind == REQ_WORKFLOW)
+			out = json_pack("{s:b, s:O}", "success", 1, "workflow", v);
+		else if (t->kind == REQ_READ)
+			out = json_pack("{s:b, s:O}", "success", 1, "count",
+					json_object_get(v, "count"));
+		else
+			out = json_deep_copy(v);
+		if (t->kind == REQ_PUBLISH)
+			json_object_set_new(out, "success", json_true());
+		ack(k, t->ack, out);
+	} else if (k) {
+		json_t *err = json_object_get(v, "error");
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		ack(k, t->ack, failure(code ? code : status == 503 ? "unavailable" : "internal",
+				       msg ? msg : "request failed"));
+	}
+	json_decref(v);
+	free(t);
+}
+
+static struct req_tag *req_tag(struct sio_sock *k, int64_t id, int kind)
+{
+	struct req_tag *t = xmalloc(sizeof(*t));
+	*t = (struct req_tag){ k->id, id, kind };
+	return t;
+}
+
+static void ask_hub(struct sio_sock *k, int64_t id, int kind, json_t *q)
+{
+	char *text = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	struct req_tag *t = req_tag(k, id, kind);
+	if (worker_request(NULL, (uint64_t)(uintptr_t)t, text, strlen(text), hub_answer) < 0) {
+		free(t);
+		ack(k, id, failure("unavailable", "hub unavailable, retry"));
+	}
+	free(text);
+}
+
+/* publish {room, event, data}, where the namespace lets clients publish. */
+static void on_publish(struct sio_sock *k, json_t *arg, int64_t id)
+{
+	const char *room = json_string_value(json_object_get(arg, "room"));
+	const char *event = json_string_value(json_object_get(arg, "event"));
+	if (!room || !event || !*event || strlen(event) > 128) {
+		ack(k, id, failure("bad_request", "publish needs room, event and data"));
+		return;
+	}
+	const char *err = session_check_room(&k->claims, room, true);
+	if (err) {
+		ack(k, id, failure(err, "not allowed to publish here"));
+		return;
+	}
+	json_t *data = json_object_get(arg, "data");
+	char *text = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	struct req_tag *t = req_tag(k, id, REQ_PUBLISH);
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_PUBLISH);
+	ipc_put_u64(&b, worker_expect_reply(NULL, (uint64_t)(uintptr_t)t, hub_answer));
+	ipc_put_u32(&b, 1);
+	ipc_put_cstr(&b, room);
+	ipc_put_cstr(&b, event);
+	ipc_put_cstr(&b, text ? text : "null");
+	ipc_put_cstr(&b, NULL);
+	ipc_put_u8(&b, 1);
+	ipc_end(&b, m);
+	if (worker_hub_send(&b) < 0) {
+		/* The reply slot answers 503 when the link went; it never came up. */
+		ack(k, id, failure("unavailable", "hub unavailable, retry"));
+	} else {
+		worker.stats.published++;
+	}
+	buf_free(&b);
+	free(text);
+}
+
+static void on_read(struct sio_sock *k, json_t *arg, int64_t id)
+{
+	if (!k->claims.sub) {
+		ack(k, id, failure("auth_required", "notifications need a user"));
+		return;
+	}
+	json_t *ids = json_object_get(arg, "ids");
+	bool all = json_is_true(json_object_get(arg, "all"));
+	if (!all && !json_is_array(ids)) {
+		ack(k, id, failure("bad_request", "read needs ids or all: true"));
+		return;
+	}
+	json_t *q = json_pack("{s:s, s:s}", "op", "read", "user", k->claims.sub);
+	if (all)
+		json_object_set_new(q, "all", json_true());
+	else
+		json_object_set(q, "ids", ids);
+	ask_hub(k, id, REQ_READ, q);
+}
+
+static void on_workflow(struct sio_sock *k, json_t *arg, int64_t id)
+{
+	if (!k->claims.sub) {
+		ack(k, id, failure("auth_required", "workflow actions need a user"));
+		return;
+	}
+	json_t *wf = json_object_get(arg, "workflow"), *action = json_object_get(arg, "action");
+	if (!json_is_string(wf) || !json_is_string(action)) {
+		ack(k, id, failure("bad_request", "workflow needs action and workflow"));
+		return;
+	}
+	json_t *roles = json_array();
+	for (size_t i = 0; i < k->claims.nroles; i++)
+		json_array_append_new(roles, json_string(k->claims.roles[i]));
+	json_t *q = json_pack("{s:s, s:O, s:O, s:s, s:o}", "op", "workflow_act", "action", action,
+			      "id", wf, "actor", k->claims.sub, "roles", roles);
+	const char *keys[] = { "comment", "version" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_object_get(arg, keys[i]))
+			json_object_set(q, keys[i], json_object_get(arg, keys[i]));
+	ask_hub(k, id, REQ_WORKFLOW, q);
+}
+
+/* Token bucket shared with the native protocol's settings. */
+static bool rate_ok(struct sio_sock *k)
+{
+	const struct config *cfg = worker.cfg;
+	ev_tstamp now = ev_now(worker.loop);
+	k->tokens = MIN(k->tokens + (now - k->refilled) * cfg->rate_per_sec, (double)cfg->rate_burst);
+	k->refilled = now;
+	k->tokens -= 1;
+	if (k->tokens >= 0)
+		return true;
+	worker.stats.rate_limited++;
+	if (k->tokens < -(double)cfg->rate_burst)
+		eio_close_soon(k->es, "rate limit exceeded");
+	return false;
+}
+
+/* One event on "/": a verb, or an alias of one. */
+static void on_verb(struct sio_sock *k, const char *event, json_t *arg, int64_t id)
+{
+	const struct alias *a = alias_find(event);
+	json_t *made = NULL;
+	if (a) {
+		char room[ROOM_MAX + 1];
+		event = a->verb;
+		if (a->room[0]) {
+			if (alias_room(a->room, arg, room, sizeof(room)) < 0) {
+				ack(k, id, failure("bad_request", "missing a value of the alias's room"));
+				return;
+			}
+			made = json_pack("{s:s}", "room", room);
+			if (json_is_object(arg) && json_object_get(arg, "data"))
+				json_object_set(made, "data", json_object_get(arg, "data"));
+			if (json_is_object(arg) && json_object_get(arg, "event"))
+				json_object_set(made, "event", json_object_get(arg, "event"));
+			else
+				json_object_set_new(made, "event", json_string(a->event));
+			arg = made;
+		}
+	}
+	if (!rate_ok(k)) {
+		ack(k, id, failure("rate_limited", "too many messages: slow down"));
+	} else if (strcmp(event, "subscribe") == 0 || strcmp(event, "join") == 0) {
+		on_subscribe(k, arg, id);
+	} else if (strcmp(event, "unsubscribe") == 0 || strcmp(event, "leave") == 0) {
+		on_unsubscribe(k, arg, id);
+	} else if (strcmp(event, "getRooms") == 0 || strcmp(event, "subscriptions") == 0) {
+		json_t *list = rooms_list(k);
+		if (id >= 0)
+			ack(k, id, list);
+		else {
+			json_t *args = json_pack("[s, o]", "rooms", list);
+			send_json(k, SIO_EVENT, "/", -1, args);
+			json_decref(args);
+		}
+	} else if (strcmp(event, "ping") == 0) {
+		char ts[UTIL_TS_LEN + 1];
+		ts_format(now_ms(), ts);
+		json_t *pong = json_pack("{s:s, s:s}", "type", "pong", "ts", ts);
+		if (id >= 0) {
+			ack(k, id, pong);
+		} else {
+			json_t *args = json_pack("[s, o]", "pong", pong);
+			send_json(k, SIO_EVENT, "/", -1, args);
+			json_decref(args);
+		}
+	} else if (strcmp(event, "publish") == 0) {
+		on_publish(k, arg, id);
+	} else if (strcmp(event, "read") == 0) {
+		on_read(k, arg, id);
+	} else if (strcmp(event, "workflow") == 0) {
+		on_workflow(k, arg, id);
+	} else if (id >= 0) {
+		ack(k, id, failure("bad_request", "unknown event"));
+	}
+	json_decref(made);
+}
+
+/* ---- connection state recovery --------------------------------------------------------------- */
+
+static void rec_schedule(void)
+{
+	if (recovering && !ev_is_active(&rec_idle))
+		ev_idle_start(worker.loop, &rec_idle);
+}
+
+static void rec_cursor_clear(struct rec_cursor *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->rows[i].packet);
+	free(c->rows);
+	c->rows = NULL;
+	c->n = c->i = 0;
+}
+
+static void rec_free(struct sio_sock *k)
+{
+	struct recovery *r = k->rec;
+	if (!r)
+		return;
+	for (struct sio_sock **pp = &recovering; *pp; pp = &(*pp)->rec->next) {
+		if (*pp == k) {
+			*pp = r->next;
+			break;
+		}
+	}
+	for (size_t i = 0; i < r->ncur; i++)
+		rec_cursor_clear(&r->cur[i]);
+	free(r->cur);
+	free(r);
+	k->rec = NULL;
+}
+
+static int rec_row_cb(const struct store_message *m, void *arg)
+{
+	struct rec_cursor *c = arg;
+	struct rec_row *row = &c->rows[c->n++];
+	struct buf ev = { 0 }, b = { 0 };
+	buf_append_json_str(&ev, m->event, strlen(m->event));
+	siopkt_event(&b, "/", ev.data, ev.len, c->sub->room->name, m->seq, m->ts, m->data,
+		     m->data_len, m->gpos);
+	buf_free(&ev);
+	row->seq = m->seq;
+	row->gpos = m->gpos;
+	row->packet = b.data;
+	row->len = b.len;
+	return 0;
+}
+
+/* Reads the next rows of c; false when there is nothing to read now. */
+static bool rec_refill(struct rec_cursor *c)
+{
+	struct room *room = c->sub->room;
+	rec_cursor_clear(c);
+	if (c->done || c->after >= room->last_seq)
+		return false;
+	c->rows = xcalloc(REC_CHUNK, sizeof(*c->rows));
+	int n = store_history(worker.reader, room->name, c->after, REC_CHUNK, rec_row_cb, c);
+	if (n <= 0) {
+		/* Gone meanwhile (pruned): live from the room's last seq. */
+		c->done = true;
+		c->after = room->last_seq;
+		return false;
+	}
+	/* Committed later than what this worker knows: it comes live. */
+	while (c->n > 0 && c->rows[c->n - 1].seq > room->last_seq)
+		free(c->rows[--c->n].packet);
+	return c->n > 0;
+}
+
+/* Sends what k missed, in gpos order over its rooms, while its queue has
+ * room. Returns true when it is done: every room caught up with what this
+ * worker knows, at the same moment, so the subscriptions go live together
+ * and the offsets the client sees never go back. */
+static bool rec_step(struct sio_sock *k)
+{
+	struct recovery *r = k->rec;
+	for (size_t i = 0; i < r->ncur; i++)
+		if (!r->cur[i].sub->room->ready)
+			return false;
+	while (sio_backlog(k) < REC_QUEUE_LOW && sio_is_open(k)) {
+		struct rec_cursor *best = NULL;
+		for (size_t i = 0; i < r->ncur; i++) {
+			struct rec_cursor *c = &r->cur[i];
+			if (c->i == c->n && !rec_refill(c))
+				continue;
+			if (!best || c->rows[c->i].gpos < best->rows[best->i].gpos)
+				best = c;
+		}
+		if (!best) {
+			for (size_t i = 0; i < r->ncur; i++) {
+				struct rec_cursor *c = &r->cur[i];
+				room_sub_release(c->sub, c->after);
+				if (k->reported)
+					session_report_room(k->id, c->sub->room->name, true);
+			}
+			rec_free(k);
+			mark_dirty(k);
+			return true;
+		}
+		struct rec_row *row = &best->rows[best->i++];
+		best->after = row->seq;
+		best->sub->sent_seq = row->seq;
+		if (row->gpos > r->offset && row->seq > best->sub->start_seq) {
+			struct sbuf *f = ws_frame_new(WS_OP_TEXT, row->packet, row->len);
+			sio_deliver(k, f, row->packet, row->len);
+			sbuf_unref(f);
+		}
+	}
+	return false;
+}
+
+static void rec_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	bool progressed = false;
+	struct sio_sock *k = recovering, *next;
+	for (; k; k = next) {
+		next = k->rec->next;
+		if (sio_backlog(k) >= REC_QUEUE_LOW)
+			continue;
+		progressed = true;
+		rec_step(k);
+	}
+	ev_idle_stop(loop, w);
+	if (recovering && !progressed) {
+		ev_timer_set(&rec_wait, 0.005, 0);
+		ev_timer_start(loop, &rec_wait);
+	}
+	else
+		rec_schedule();
+}
+
+static void rec_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	rec_schedule();
+}
+
+struct first_row {
+	int64_t seq, gpos;
+	bool found;
+};
+
+static int first_row_cb(const struct store_message *m, void *arg)
+{
+	struct first_row *f = arg;
+	f->seq = m->seq;
+	f->gpos = m->gpos;
+	f->found = true;
+	return 1;
+}
+
+/* Whether a room joined at seq `joined` (in epoch) can be replayed for a
+ * client that got everything up to offset. */
+static bool room_recoverable(const char *room, int64_t joined, const char *epoch, int64_t offset)
+{
+	struct store_room sr;
+	int found = store_room_get(worker.reader, room, false, &sr);
+	if (found < 0)
+		return false;
+	if (found == 0)
+		return joined == 0;
+	if (epoch[0] && strcmp(epoch, sr.epoch) != 0)
+		return false;
+	if (sr.last_seq <= joined)
+		return sr.last_seq == joined;
+	struct first_row f = { 0 };
+	if (store_history(worker.reader, room, joined, 1, first_row_cb, &f) < 0 || !f.found)
+		return false;
+	/* Missing rows before the first retained one were pruned: harmless only
+	 * if the client had them (they come before it in gpos order). */
+	return f.seq == joined + 1 || f.gpos <= offset;
+}
+
+static void connected(struct sio_sock *k, bool with_pid);
+
+/* CONNECT with {pid, offset}: the same socket comes back, with every room
+ * it had and what it missed. False (and nothing done) when it cannot. */
+static bool recover(struct sio_sock *k, const char *pid, json_t *offset_json)
+{
+	int64_t offset = 0;
+	if (json_is_string(offset_json)) {
+		char *end;
+		offset = strtoll(json_string_value(offset_json), &end, 10);
+		if (*end || offset < 0)
+			return false;
+	} else if (offset_json && !json_is_null(offset_json)) {
+		return false;
+	}
+	json_t *row = NULL;
+	if (strlen(pid) > SIO_ID_LEN || store_sio_get(worker.reader, pid, &row) != 1)
+		return false;
+	bool ok = false;
+	json_t *rooms = json_object_get(row, "rooms");
+	const char *user = json_string_value(json_object_get(row, "user"));
+	int64_t updated = json_integer_value(json_object_get(row, "updated_ms"));
+	const char *sid = json_string_value(json_object_get(row, "sid"));
+	if (!sid || strlen(sid) > SIO_ID_LEN ||
+	    updated + (int64_t)worker.cfg->socketio_recovery_window * 1000 < now_ms())
+		goto done;
+	if ((user == NULL) != (k->claims.sub == NULL) || (user && strcmp(user, k->claims.sub)))
+		goto done;
+	const char *name;
+	json_t *v;
+	json_object_foreach(rooms, name, v) {
+		int64_t joined = json_integer_value(json_array_get(v, 0));
+		const char *epoch = json_string_value(json_array_get(v, 1));
+		if (!acl_room_valid(name, strlen(name)) || !epoch ||
+		    !room_recoverable(name, joined, epoch, offset))
+			goto done;
+	}
+	ok = true;
+	snprintf(k->sid, sizeof(k->sid), "%s", sid);
+	snprintf(k->pid, sizeof(k->pid), "%s", pid);
+	connected(k, true);
+	struct recovery *r = xcalloc(1, sizeof(*r));
+	r->offset = offset;
+	r->cur = xcalloc(json_object_size(rooms) + 1, sizeof(*r->cur));
+	json_object_foreach(rooms, name, v) {
+		/* Rooms the token no longer allows stay behind. */
+		if (session_check_room(&k->claims, name, false) || find_sub(k, name) ||
+		    k->nsubs >= (size_t)worker.cfg->max_rooms_per_connection)
+			continue;
+		int64_t joined = json_integer_value(json_array_get(v, 0));
+		struct sub *s = room_subscribe_sio(k, name, NULL, true);
+		s->start_seq = s->sent_seq = joined;
+		add_sub(k, s);
+		r->cur[r->ncur++] = (struct rec_cursor){ .sub = s, .after = joined };
+	}
+	k->rec = r;
+	r->next = recovering;
+	recovering = k;
+	rec_schedule();
+	log_debug("event=sio_recover sid=%s rooms=%zu offset=%lld", k->sid, r->ncur,
+		  (long long)offset);
+done:
+	json_decref(row);
+	return ok;
+}
+
+/* ---- namespaces --------------------------------------------------------------------------- */
+
+/* The CONNECT reply for "/", the registry, and (once) the auto-joined rooms. */
+static void connected(struct sio_sock *k, bool recovered)
+{
+	json_t *v = worker.cfg->socketio_recovery
+			    ? json_pack("{s:s, s:s}", "sid", k->sid, "pid", k->pid)
+			    : json_pack("{s:s}", "sid", k->sid);
+	send_json(k, SIO_CONNECT, "/", -1, v);
+	json_decref(v);
+	k->main = true;
+	k->reported = true;
+	session_report_open(k->id, k->claims.sub, eio_addr(k->es), eio_connected_at(k->es));
+	if (recovered)
+		return;
+	char autos[2][ROOM_MAX + 1];
+	size_t n = session_auto_rooms(&k->claims, autos);
+	for (size_t i = 0; i < n; i++)
+		if (!find_sub(k, autos[i]))
+			add_sub(k, room_subscribe_sio(k, autos[i], NULL, false));
+	mark_dirty(k);
+}
+
+static void random_id(char *out)
+{
+	random_hex(out, SIO_ID_LEN / 2);
+}
+
+static void connect_main(struct sio_sock *k, json_t *auth)
+{
+	if (k->main)
+		return;
+	const char *token = json_string_value(json_object_get(auth, "token"));
+	if (!token)
+		token = k->token;
+	if (token) {
+		struct jwt_claims claims;
+		enum jwt_result r = session_verify_token(token, strlen(token), &claims);
+		if (r != JWT_OK) {
+			connect_error(k, "/", jwt_result_str(r),
+				      r == JWT_EXPIRED ? "token_expired" : "auth_failed");
+			return;
+		}
+		jwt_claims_free(&k->claims);
+		k->claims = claims;
+	} else if (!worker.cfg->allow_anonymous) {
+		connect_error(k, "/", "authentication required", "auth_required");
+		return;
+	}
+	const char *pid = json_string_value(json_object_get(auth, "pid"));
+	if (worker.cfg->socketio_recovery && pid && recover(k, pid, json_object_get(auth, "offset")))
+		return;
+	random_id(k->sid);
+	random_id(k->pid);
+	connected(k, false);
+}
+
+/* Conformance mode: packets sent a moment later, in a write of their own.
+ * The protocol suites wait for one message at a time and miss a second one
+ * that arrives in the same read as the first. */
+struct deferred {
+	uint64_t sock;
+	char *packet;
+};
+static struct deferred *deferred;
+static size_t ndeferred, capdeferred;
+static ev_timer deferred_timer;
+
+static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	for (size_t i = 0; i < ndeferred; i++) {
+		struct sio_sock *k = sock_find(deferred[i].sock);
+		if (k)
+			eio_send_text(k->es, deferred[i].packet, strlen(deferred[i].packet));
+		free(deferred[i].packet);
+	}
+	ndeferred = 0;
+}
+
+static void send_deferred(struct sio_sock *k, int type, const char *nsp, json_t *v)
+{
+	struct buf b = { 0 };
+	siopkt_put_header(&b, type, 0, nsp, -1);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	buf_appends(&b, s);
+	free(s);
+	buf_append(&b, "", 1);
+	xgrow(&deferred, &capdeferred, ndeferred + 1, sizeof(*deferred));
+	deferred[ndeferred++] = (struct deferred){ k->id, b.data };
+	if (!ev_is_active(&deferred_timer)) {
+		ev_now_update(worker.loop);
+		ev_timer_set(&deferred_timer, 0.01, 0);
+		ev_timer_start(worker.loop, &deferred_timer);
+	}
+}
+
+/* Conformance mode: the reference server's behaviour on "/" and "/custom". */
+static void connect_test(struct sio_sock *k, const char *nsp, json_t *auth)
+{
+	char sid[SIO_ID_LEN + 1];
+	random_id(sid);
+	json_t *v = json_pack("{s:s}", "sid", sid);
+	send_json(k, SIO_CONNECT, nsp, -1, v);
+	json_decref(v);
+	json_t *args = json_pack("[s, O]", "auth", auth ? auth : json_object());
+	if (!auth)
+		json_array_set_new(args, 1, json_object());
+	send_deferred(k, SIO_EVENT, nsp, args);
+	json_decref(args);
+	if (strcmp(nsp, "/") == 0)
+		k->main = true;
+	else
+		k->custom = true;
+}
+
+/* Conformance mode: message -> message-back, message-with-ack -> ack, with
+ * the same arguments and attachments. */
+static void test_event(struct sio_sock *k, const char *nsp, int64_t id, json_t *args)
+{
+	const char *event = json_string_value(json_array_get(args, 0));
+	int type;
+	if (strcmp(event, "message") == 0) {
+		json_array_set_new(args, 0, json_string("message-back"));
+		type = k->nbins ? SIO_BINARY_EVENT : SIO_EVENT;
+		id = -1;
+	} else if (strcmp(event, "message-with-ack") == 0 && id >= 0) {
+		json_array_remove(args, 0);
+		type = k->nbins ? SIO_BINARY_ACK : SIO_ACK;
+	} else {
+		return;
+	}
+	struct buf b = { 0 };
+	siopkt_put_header(&b, type, (unsigned)k->nbins, nsp, id);
+	char *s = json_dumps(args, JSON_COMPACT);
+	buf_appends(&b, s);
+	free(s);
+	send_packet(k, &b);
+	buf_free(&b);
+	for (size_t i = 0; i < k->nbins; i++)
+		eio_send_binary(k->es, k->bins[i].data, k->bins[i].len);
+}
+
+/* ---- packets -------------------------------------------------------------------------------- */
+
+static void bins_clear(struct sio_sock *k)
+{
+	for (size_t i = 0; i < k->nbins; i++)
+		buf_free(&k->bins[i]);
+	free(k->bins);
+	k->bins = NULL;
+	k->nbins = 0;
+	free(k->bin_head);
+	k->bin_head = NULL;
+	k->bin_want = 0;
+}
+
+/* A complete packet (with its attachments in k->bins). Returns -1 when it
+ * is malformed: the connection is then closed. */
+static int dispatch(struct sio_sock *k, const char *p, size_t n)
+{
+	struct siopkt pkt;
+	if (siopkt_parse(p, n, &pkt) < 0)
+		return -1;
+	char nsp[SIO_NSP_MAX + 1];
+	snprintf(nsp, sizeof(nsp), "%.*s", (int)pkt.nsp_len, pkt.nsp);
+	bool is_main = strcmp(nsp, "/") == 0;
+	json_t *v = NULL;
+	if (pkt.data_len) {
+		if (proto_json_depth(pkt.data, pkt.data_len) > worker.cfg->max_json_depth)
+			return -1;
+		v = json_loadb(pkt.data, pkt.data_len, JSON_DECODE_ANY, NULL);
+		if (!v)
+			return -1;
+	}
+	int rc = 0;
+	switch (pkt.type) {
+	case SIO_CONNECT:
+		if (v && !json_is_object(v)) {
+			rc = -1;
+		} else if (worker.cfg->socketio_test) {
+			if (is_main || strcmp(nsp, "/custom") == 0)
+				connect_test(k, nsp, v);
+			else
+				connect_error(k, nsp, "Invalid namespace", NULL);
+		} else if (is_main) {
+			connect_main(k, v);
+		} else {
+			connect_error(k, nsp, "Invalid namespace", NULL);
+		}
+		break;
+	case SIO_DISCONNECT:
+		if (is_main && k->main) {
+			rec_free(k);
+			while (k->nsubs)
+				drop_sub(k, k->subs[k->nsubs - 1]);
+			if (k->reported)
+				session_report_close(k->id);
+			k->reported = k->main = false;
+		} else if (strcmp(nsp, "/custom") == 0) {
+			k->custom = false;
+		}
+		break;
+	case SIO_EVENT:
+	case SIO_BINARY_EVENT:
+		if (!json_is_array(v) || !json_is_string(json_array_get(v, 0))) {
+			rc = -1;
+			break;
+		}
+		if (worker.cfg->socketio_test) {
+			if ((is_main && k->main) || (!is_main && k->custom && strcmp(nsp, "/custom") == 0))
+				test_event(k, nsp, pkt.id, v);
+		} else if (is_main && k->main) {
+			on_verb(k, json_string_value(json_array_get(v, 0)), json_array_get(v, 1), pkt.id);
+		}
+		break;
+	case SIO_ACK:
+	case SIO_BINARY_ACK:
+		if (!json_is_array(v))
+			rc = -1;
+		break;     /* herald asks clients nothing */
+	default:
+		rc = -1;
+	}
+	json_decref(v);
+	return rc;
+}
+
+static void sio_on_message(struct eio_session *es, bool binary, const char *p, size_t n)
+{
+	struct sio_sock *k = eio_data(es);
+	int rc = 0;
+	if (binary) {
+		if (!k->bin_want)
+			goto fail;
+		k->bins = xrealloc(k->bins, (k->nbins + 1) * sizeof(*k->bins));
+		k->bins[k->nbins] = (struct buf){ 0 };
+		buf_append(&k->bins[k->nbins++], p, n);
+		if (k->nbins < k->bin_want)
+			return;
+		rc = dispatch(k, k->bin_head, k->bin_head_len);
+		bins_clear(k);
+	} else {
+		if (k->bin_want)
+			goto fail;
+		struct siopkt pkt;
+		if (siopkt_parse(p, n, &pkt) < 0)
+			goto fail;
+		if (pkt.attachments > 0) {
+			k->bin_head = xstrndup(p, n);
+			k->bin_head_len = n;
+			k->bin_want = pkt.attachments;
+			return;
+		}
+		rc = dispatch(k, p, n);
+	}
+	if (rc == 0)
+		return;
+fail:
+	bins_clear(k);
+	eio_close(es, "parse error");
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+static void sio_on_open(struct eio_session *es, const struct http_request *req)
+{
+	struct sio_sock *k = xcalloc(1, sizeof(*k));
+	k->es = es;
+	k->id = eio_id(es);
+	k->tokens = worker.cfg->rate_burst;
+	k->refilled = ev_now(worker.loop);
+	eio_set_data(es, k);
+	k->next = all_socks;
+	if (all_socks)
+		all_socks->prev = k;
+	all_socks = k;
+	/* A token may come with the handshake, as on /ws. */
+	char token[JWT_MAX_LEN + 1];
+	int tlen = req->query ? http_query_param(req->query, req->query_len, "token", token,
+						 sizeof(token)) : -1;
+	const struct http_header *authz = http_find_header(req, "Authorization");
+	if (tlen < 0 && authz && authz->value_len > 7 && strncasecmp(authz->value, "Bearer ", 7) == 0 &&
+	    authz->value_len - 7 <= JWT_MAX_LEN)
+		tlen = snprintf(token, sizeof(token), "%.*s", (int)(authz->value_len - 7),
+				authz->value + 7);
+	if (tlen >= 0)
+		k->token = xstrdup(token);
+}
+
+static void touch_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+}
+
+static void sio_on_close(struct eio_session *es, const char *reason)
+{
+	struct sio_sock *k = eio_data(es);
+	if (!k)
+		return;
+	rec_free(k);
+	for (size_t i = 0; i < k->nsubs; i++)
+		room_unsubscribe(k->subs[i]);
+	free(k->subs);
+	if (k->reported)
+		session_report_close(k->id);
+	if (k->main && worker.cfg->socketio_recovery) {
+		/* The recovery window starts when the connection is lost. */
+		if (k->put_dirty)
+			put_session(k);
+		char q[128];
+		int n = snprintf(q, sizeof(q), "{\"op\":\"sio_touch\",\"pid\":\"%s\"}", k->pid);
+		worker_request(NULL, 0, q, (size_t)n, touch_reply);
+	}
+	send_acks(NULL, k->acks, k->nacks);
+	if (k->dirty) {
+		for (struct sio_sock **pp = &dirty_socks; *pp; pp = &(*pp)->dirty_next) {
+			if (*pp == k) {
+				*pp = k->dirty_next;
+				break;
+			}
+		}
+	}
+	bins_clear(k);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		all_socks = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	jwt_claims_free(&k->claims);
+	free(k->token);
+	free(k);
+	eio_set_data(es, NULL);
+}
+
+const struct eio_app sio_app = { sio_on_open, sio_on_message, sio_on_close };
+
+void sio_hub_back(void)
+{
+	for (struct sio_sock *k = all_socks; k; k = k->next) {
+		if (!k->reported)
+			continue;
+		session_report_open(k->id, k->claims.sub, eio_addr(k->es), eio_connected_at(k->es));
+		for (size_t i = 0; i < k->nsubs; i++)
+			if (k->subs[i]->confirmed)
+				session_report_room(k->id, k->subs[i]->room->name, true);
+	}
+}
+
+void sio_kick(uint64_t id, const char *reason)
+{
+	struct sio_sock *k = sock_find(id);
+	if (!k)
+		return;
+	send_json(k, SIO_DISCONNECT, "/", -1, NULL);
+	eio_close_soon(k->es, reason);
+}
+
+/* Long-quiet connections: their sessions are touched now and then, so that
+ * one that dies with its worker (no disconnection noted) still has its full
+ * window. Up to 1000 pids a request. */
+static ev_timer touch_timer;
+
+static void touch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	json_t *pids = json_array();
+	for (struct sio_sock *k = all_socks; k; k = k->next) {
+		if (k->main && worker.cfg->socketio_recovery)
+			json_array_append_new(pids, json_string(k->pid));
+		if (json_array_size(pids) == 1000 || (!k->next && json_array_size(pids))) {
+			json_t *q = json_pack("{s:s, s:o}", "op", "sio_touch", "pids", pids);
+			char *text = json_dumps(q, JSON_COMPACT);
+			worker_request(NULL, 0, text, strlen(text), touch_reply);
+			free(text);
+			json_decref(q);
+			pids = json_array();
+		}
+	}
+	json_decref(pids);
+	double every = MAX(1.0, MIN(3600.0, worker.cfg->socketio_recovery_window / 4.0));
+	ev_timer_set(w, every, 0);
+	ev_timer_start(loop, w);
+}
+
+void sio_init(void)
+{
+	ev_init(&touch_timer, touch_cb);
+	ev_timer_set(&touch_timer, MAX(1.0, MIN(3600.0, worker.cfg->socketio_recovery_window / 4.0)), 0);
+	ev_timer_start(worker.loop, &touch_timer);
+	ev_idle_init(&rec_idle, rec_idle_cb);
+	ev_timer_init(&rec_wait, rec_wait_cb, 0.005, 0);
+	ev_timer_init(&deferred_timer, deferred_cb, 0.01, 0);
+}
