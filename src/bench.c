@@ -1,6 +1,6 @@
 /* bench.c -- herald-bench, the load generator shipped with herald (like
  * redis-benchmark): fan-out, idle connections, publish throughput, replay,
- * abusive clients, webhook deliveries. */
+ * abusive clients, webhook deliveries, workflow transitions. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -43,7 +43,7 @@
 static struct {
 	const char *mode;
 	long subscribers;       /* fanout */
-	long connections;       /* conns: WebSockets; publish: HTTP connections */
+	long connections;       /* conns: WebSockets; publish, workflows: HTTP connections */
 	long messages;
 	double rate;            /* fanout: publishes per second, 0 = closed loop */
 	long publishers;        /* fanout, replay: HTTP connections */
@@ -64,6 +64,8 @@ static struct {
 	double duration;        /* abuse: seconds */
 	long endpoints;         /* webhooks */
 	const char *url;        /* webhooks: endpoints' URL instead of the bench's receiver */
+	long workflows;         /* workflows: instances */
+	long bulk;              /* workflows: ids per bulk approval, 0 = one request each */
 } opt = {
 	.rate = 0, .publishers = 4, .rooms_count = 1, .settle = 1, .match = "heraldd:",
 	.timeout = 60, .per_source = 1000, .concurrency = 256, .duration = 10,
@@ -102,6 +104,12 @@ static void usage(FILE *fp)
 "           duplicates, publishes/s meanwhile, the courier's memory. With --url\n"
 "           the endpoints point there and nothing is received: the bench waits\n"
 "           --settle S after publishing and reports the queue and the courier\n"
+"  workflows --workflows N [--connections P] [--bulk K]\n"
+"           a new definition of two steps (one approval each, by role); N instances\n"
+"           created, then approved step by step, one request each or K ids per\n"
+"           POST /api/workflows/bulk: committed transitions/s, request latency,\n"
+"           errors, every instance approved at the end; with --token (role admin)\n"
+"           one client counts the events of the workflows room\n"
 "common options:\n"
 "  -c FILE             take listen, admin_listen and api_key from a configuration\n"
 "  --ws-url HOST:PORT  client listener (default 127.0.0.1:8080)\n"
@@ -351,6 +359,7 @@ struct pubconn {
 	int inflight;
 	int head;               /* ring index of the oldest request in flight */
 	int64_t sent_at[BENCH_PIPELINE_MAX];
+	long req[BENCH_PIPELINE_MAX];   /* index of each request in flight */
 };
 
 static struct {
@@ -371,6 +380,10 @@ static struct {
 	char epoch[64];
 	char error[300];
 	struct buf head;        /* the request head up to Content-Length */
+	/* Other requests than publishes: request appends the i-th request to
+	 * out; response judges its answer (true: acknowledged). */
+	void (*request)(struct buf *out, long i);
+	bool (*response)(long i, int status, const char *body, size_t len);
 } pub;
 
 static void set_error(char *dst, size_t n, const char *fmt, ...)
@@ -400,20 +413,37 @@ static void pub_kill(struct pubconn *pc, const char *why)
 	pc->fd = -1;
 }
 
+/* Appends a request with a JSON body to the admin listener to out. */
+static void http_request(struct buf *out, const char *method, const char *path,
+			 const char *body, size_t blen, bool close_after)
+{
+	buf_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+		   "Content-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
+		   method, path, api_host, opt.api_key, blen,
+		   close_after ? "Connection: close\r\n" : "");
+	buf_append(out, body ? body : "", blen);
+}
+
 /* Appends one publish request; its data carries the index and the wall-clock
  * send time, which subscribers subtract from their own clock. */
 static void pub_queue(struct pubconn *pc)
 {
 	long i = pub.sent++;
-	char body[512];
-	int n = snprintf(body, sizeof(body),
-			 "{\"room\":\"%s\",\"event\":\"bench\",\"data\":{\"i\":%ld,\"t\":%lld}}",
-			 pub.rooms[i % pub.nrooms], i, (long long)wall_us());
-	buf_append(&pc->out, pub.head.data, pub.head.len);
-	buf_printf(&pc->out, "%d\r\n\r\n", n);
-	buf_append(&pc->out, body, (size_t)n);
+	if (pub.request) {
+		pub.request(&pc->out, i);
+	} else {
+		char body[512];
+		int n = snprintf(body, sizeof(body),
+				 "{\"room\":\"%s\",\"event\":\"bench\",\"data\":{\"i\":%ld,\"t\":%lld}}",
+				 pub.rooms[i % pub.nrooms], i, (long long)wall_us());
+		buf_append(&pc->out, pub.head.data, pub.head.len);
+		buf_printf(&pc->out, "%d\r\n\r\n", n);
+		buf_append(&pc->out, body, (size_t)n);
+	}
 	int64_t now = mono_us();
-	pc->sent_at[(pc->head + pc->inflight) % BENCH_PIPELINE_MAX] = now;
+	int slot = (pc->head + pc->inflight) % BENCH_PIPELINE_MAX;
+	pc->sent_at[slot] = now;
+	pc->req[slot] = i;
 	pc->inflight++;
 	if (!pub.first_sent)
 		pub.first_sent = now;
@@ -478,10 +508,18 @@ static void pub_response(struct pubconn *pc, int status, const char *body, size_
 		return;
 	}
 	int64_t now = mono_us();
+	long i = pc->req[pc->head];
 	hist_add(&pub.lat, now - pc->sent_at[pc->head]);
 	pc->head = (pc->head + 1) % BENCH_PIPELINE_MAX;
 	pc->inflight--;
 	pub.last_ack = now;
+	if (pub.response) {
+		if (pub.response(i, status, body, len))
+			pub.acked++;
+		else
+			pub.failed++;
+		return;
+	}
 	if (status != 200) {
 		pub.failed++;
 		set_error(pub.error, sizeof(pub.error), "publish: HTTP %d %.*s", status,
@@ -614,6 +652,15 @@ static void pub_start(void)
 		if (!pub.conns[i].dead)
 			pub_flush(&pub.conns[i]);
 	}
+}
+
+/* Another round of total requests on the connections already open. */
+static void pub_rearm(long total)
+{
+	pub.total = total;
+	pub.sent = pub.acked = pub.failed = 0;
+	pub.first_sent = pub.last_ack = 0;
+	memset(&pub.lat, 0, sizeof(pub.lat));
 }
 
 static bool pub_done(void)
@@ -1613,12 +1660,8 @@ static int run_abuse(void)
  * out, or -1 with the reason in out. */
 static int api_call(const char *method, const char *path, const char *body, struct buf *out)
 {
-	size_t blen = body ? strlen(body) : 0;
 	struct buf req = { 0 }, in = { 0 };
-	buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-		   "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		   method, path, api_host, opt.api_key, blen);
-	buf_append(&req, body ? body : "", blen);
+	http_request(&req, method, path, body, body ? strlen(body) : 0, true);
 	buf_reset(out);
 	struct timeval tv = { .tv_sec = (time_t)opt.timeout };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), status = -1;
@@ -2014,13 +2057,356 @@ static int run_webhooks(void)
 	return clean ? 0 : 1;
 }
 
+/* ---- workflows ----------------------------------------------------------------------- */
+
+/* A definition of two steps needing one approval each, by role: every
+ * instance takes three transitions (created, approved, approved) and emits
+ * six events to the workflows room (created; approved, updated; approved,
+ * updated, completed). */
+#define WF_STEPS 2
+#define WF_ID_MAX 32
+#define WF_BULK_MAX 1000
+#define WF_PAGE 500
+
+static const char *const wf_actor[WF_STEPS] = { "bench-a", "bench-b" };
+static const char *const wf_role[WF_STEPS] = { "bench_first", "bench_second" };
+static const char *const wf_status_after[WF_STEPS] = { "in_progress", "approved" };
+static const int wf_events_per[WF_STEPS + 1] = { 1, 2, 3 };    /* per transition of each round */
+
+static struct {
+	char def[32];           /* the run's definition: bench_XXXX */
+	char (*ids)[WF_ID_MAX]; /* the instances, by index */
+	int round;              /* 0: creating; 1..WF_STEPS: approving that step */
+	long done[WF_STEPS + 1];        /* committed transitions per round */
+	long errors;            /* refused requests, or ids a bulk refused */
+	struct buf body;        /* the bulk request being built */
+	char error[300];
+} wf;
+
+static void hist_merge(struct hist *dst, const struct hist *src)
+{
+	for (size_t i = 0; i < HIST_BUCKETS; i++)
+		dst->count[i] += src->count[i];
+	dst->n += src->n;
+	dst->max = MAX(dst->max, src->max);
+}
+
+static long wf_transitions(void)
+{
+	long n = 0;
+	for (int r = 0; r <= WF_STEPS; r++)
+		n += wf.done[r];
+	return n;
+}
+
+static void wf_create_request(struct buf *out, long i)
+{
+	char body[160];
+	int n = snprintf(body, sizeof(body),
+			 "{\"definition\":\"%s\",\"created_by\":\"bench-wf\",\"data\":{\"i\":%ld}}",
+			 wf.def, i);
+	http_request(out, "POST", "/api/workflows", body, (size_t)n, false);
+}
+
+static void wf_approve_request(struct buf *out, long i)
+{
+	char path[WF_ID_MAX + 32], body[128];
+	snprintf(path, sizeof(path), "/api/workflows/%s/approve", wf.ids[i]);
+	int n = snprintf(body, sizeof(body), "{\"actor\":\"%s\",\"roles\":[\"%s\"]}",
+			 wf_actor[wf.round - 1], wf_role[wf.round - 1]);
+	http_request(out, "POST", path, body, (size_t)n, false);
+}
+
+/* The i-th bulk approves instances i*K up to (i+1)*K - 1. */
+static void wf_bulk_request(struct buf *out, long i)
+{
+	long from = i * opt.bulk, to = MIN(from + opt.bulk, opt.workflows);
+	buf_reset(&wf.body);
+	buf_appends(&wf.body, "{\"action\":\"approve\",\"ids\":[");
+	for (long k = from; k < to; k++)
+		buf_printf(&wf.body, "%s\"%s\"", k > from ? "," : "", wf.ids[k]);
+	buf_printf(&wf.body, "],\"actor\":\"%s\",\"roles\":[\"%s\"]}", wf_actor[wf.round - 1],
+		   wf_role[wf.round - 1]);
+	http_request(out, "POST", "/api/workflows/bulk", wf.body.data, wf.body.len, false);
+}
+
+static void wf_refused(const char *what, long i, int status, const char *body, size_t len)
+{
+	set_error(wf.error, sizeof(wf.error), "%s %s: HTTP %d %.*s", what,
+		  wf.round ? wf.ids[i] : "", status, (int)MIN(len, 200), body);
+}
+
+/* 201 with the new instance: its id is kept for the approvals. */
+static bool wf_create_response(long i, int status, const char *body, size_t len)
+{
+	const char *id = status == 201 ? memmem(body, len, "\"id\":\"", 6) : NULL;
+	size_t n = 0;
+	if (id) {
+		id += 6;
+		while (id + n < body + len && n < WF_ID_MAX - 1 &&
+		       ((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'z') ||
+			(id[n] >= 'A' && id[n] <= 'Z') || id[n] == '_' || id[n] == '-'))
+			n++;
+		if (id + n >= body + len || id[n] != '"')
+			n = 0;
+	}
+	if (!n) {
+		wf.errors++;
+		wf_refused("create", i, status, body, len);
+		return false;
+	}
+	memcpy(wf.ids[i], id, n);
+	wf.ids[i][n] = '\0';
+	wf.done[0]++;
+	return true;
+}
+
+/* 200 with the state the approval must have led to. */
+static bool wf_approve_response(long i, int status, const char *body, size_t len)
+{
+	char want[48];
+	int n = snprintf(want, sizeof(want), "\"status\":\"%s\"", wf_status_after[wf.round - 1]);
+	if (status != 200 || !memmem(body, len, want, (size_t)n)) {
+		wf.errors++;
+		wf_refused("approval of", i, status, body, len);
+		return false;
+	}
+	wf.done[wf.round]++;
+	return true;
+}
+
+/* 200 {bulk_id, total, succeeded, failed, results}: every id must succeed. */
+static bool wf_bulk_response(long i, int status, const char *body, size_t len)
+{
+	long from = i * opt.bulk, count = MIN(from + opt.bulk, opt.workflows) - from;
+	long ok = status == 200 ? (long)MIN(find_int(body, len, "\"succeeded\":"), count) : 0;
+	wf.done[wf.round] += ok;
+	if (ok == count)
+		return true;
+	wf.errors += count - ok;
+	set_error(wf.error, sizeof(wf.error), "bulk approval of %s..%s: HTTP %d %.*s",
+		  wf.ids[from], wf.ids[from + count - 1], status, (int)MIN(len, 200), body);
+	return false;
+}
+
+static const char *wf_round_name(void)
+{
+	static const char *const names[WF_STEPS + 1] = { "created", "approved step 1",
+							 "approved step 2" };
+	return names[wf.round];
+}
+
+static void wf_progress(void)
+{
+	fprintf(stderr, "\r\033[K%s %ld/%ld", wf_round_name(), pub.acked, pub.total);
+}
+
+/* Creates the run's definition; 0 or -1. */
+static int wf_define(void)
+{
+	char hex[17];
+	random_hex(hex, 8);
+	snprintf(wf.def, sizeof(wf.def), "bench_%s", hex);
+	json_t *v = json_pack("{s:s, s:[{s:s, s:{s:[s]}, s:i}, {s:s, s:{s:[s]}, s:i}]}",
+			      "name", wf.def, "steps",
+			      "name", "first", "approvers", "roles", wf_role[0], "required", 1,
+			      "name", "second", "approvers", "roles", wf_role[1], "required", 1);
+	char *body = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	struct buf out = { 0 };
+	int status = api_call("POST", "/api/workflow-definitions", body, &out);
+	if (status != 201)
+		api_fail("creating the workflow definition", status, &out);
+	free(body);
+	buf_free(&out);
+	return status == 201 ? 0 : -1;
+}
+
+/* The run's instances now approved, counted a page at a time; -1 on failure. */
+static long wf_count_approved(void)
+{
+	char before[WF_ID_MAX] = "";
+	long count = 0;
+	for (long page = 0; page <= opt.workflows / WF_PAGE + 1; page++) {
+		char path[256];
+		snprintf(path, sizeof(path), "/api/workflows?definition=%s&status=approved&limit=%d%s%s",
+			 wf.def, WF_PAGE, before[0] ? "&before=" : "", before);
+		struct buf out = { 0 };
+		int status = api_call("GET", path, NULL, &out);
+		json_t *v = status == 200 ? json_loadb(out.data, out.len, 0, NULL) : NULL;
+		json_t *list = json_object_get(v, "workflows");
+		const char *next = json_string_value(json_object_get(v, "next_before"));
+		bool listed = json_is_array(list), more = next != NULL;
+		if (!listed)
+			api_fail("listing the approved workflows", status, &out);
+		else
+			count += (long)json_array_size(list);
+		if (more)
+			snprintf(before, sizeof(before), "%s", next);
+		json_decref(v);
+		buf_free(&out);
+		if (!listed)
+			return -1;
+		if (!more)
+			return count;
+	}
+	return count;
+}
+
+static long wf_events_expected(void)
+{
+	long n = 0;
+	for (int r = 0; r <= WF_STEPS; r++)
+		n += wf.done[r] * wf_events_per[r];
+	return n;
+}
+
+static bool wf_events_done(void)
+{
+	return subs.dead || (long)(subs.received - subs.dups) >= wf_events_expected();
+}
+
+static void wf_events_progress(void)
+{
+	fprintf(stderr, "\r\033[Kevents %llu/%ld", (unsigned long long)subs.received,
+		wf_events_expected());
+}
+
+static int run_workflows(void)
+{
+	raise_nofile();
+	long conns = opt.connections ? opt.connections : 4;
+	if (!opt.pipeline)
+		opt.pipeline = 1;
+	if (opt.bulk > WF_BULK_MAX) {
+		fprintf(stderr, "herald-bench: --bulk is at most %d\n", WF_BULK_MAX);
+		return 2;
+	}
+	opt.rate = 0;           /* closed loop only */
+	bool watch = opt.token != NULL;
+	if (wf_define() < 0)
+		return 1;
+	say("workflows: %ld instances of %s (2 steps, 1 approval each) over %ld connections, "
+	    "pipeline %ld, approvals %s\n", opt.workflows, wf.def, conns, opt.pipeline,
+	    opt.bulk ? "in bulks" : "one request each");
+	if (opt.bulk)
+		say("  bulks of %ld ids\n", opt.bulk);
+	if (watch) {
+		/* One client with the token watches the workflows room. */
+		opt.room = "workflows";
+		subs_open(1, 0, 1, true, -1, NULL);
+		if (!phase_run("subscribing", subs_settled, NULL) || subs.dead) {
+			fprintf(stderr, "herald-bench: watching the workflows room: %s (the token "
+					"needs role admin)\n", subs.error[0] ? subs.error : "failed");
+			subs_close();
+			return 1;
+		}
+	}
+	wf.ids = xcalloc((size_t)opt.workflows, sizeof(*wf.ids));
+	pub_open(conns, 0, "bench:workflows", 1);
+	struct hist *lat_create = xcalloc(1, sizeof(*lat_create));
+	struct hist *lat_approve = xcalloc(1, sizeof(*lat_approve));
+	int64_t first = 0, last = 0, approve_from = 0;
+	double round_secs[WF_STEPS + 1] = { 0 };
+	long requests_failed = 0;
+	bool ok = true;
+	for (wf.round = 0; ok && wf.round <= WF_STEPS; wf.round++) {
+		long n = wf.round && opt.bulk ? (opt.workflows + opt.bulk - 1) / opt.bulk
+					      : opt.workflows;
+		pub_rearm(n);
+		pub.request = !wf.round ? wf_create_request
+			      : opt.bulk ? wf_bulk_request : wf_approve_request;
+		pub.response = !wf.round ? wf_create_response
+			       : opt.bulk ? wf_bulk_response : wf_approve_response;
+		pub_start();
+		ok = phase_run(wf_round_name(), pub_done, wf_progress);
+		hist_merge(wf.round ? lat_approve : lat_create, &pub.lat);
+		requests_failed += pub.failed;
+		round_secs[wf.round] = span(pub.first_sent, pub.last_ack);
+		if (!first)
+			first = pub.first_sent;
+		if (wf.round == 1)
+			approve_from = pub.first_sent;
+		last = MAX(last, pub.last_ack);
+		say("  %-16s %6ld in %.3f s: %.0f/s\n", wf_round_name(), wf.done[wf.round],
+		    round_secs[wf.round], rate_per_sec((double)wf.done[wf.round], pub.first_sent,
+						      pub.last_ack));
+		ok = ok && pub.dead < pub.nconns;
+	}
+	wf.round = WF_STEPS;
+	long transitions = wf_transitions();
+	long approvals = transitions - wf.done[0];
+	double tps = rate_per_sec((double)transitions, first, last);
+	say("  %ld transitions committed in %.3f s: %.0f transitions/s; errors %ld, "
+	    "failed requests %ld\n", transitions, span(first, last), tps, wf.errors,
+	    requests_failed);
+	hist_print("create request", lat_create);
+	hist_print(opt.bulk ? "bulk request" : "approve request", lat_approve);
+
+	long expected = 0, lost = 0;
+	double lag = 0;
+	if (watch) {
+		expected = wf_events_expected();
+		if (ok && !phase_run("delivering events", wf_events_done, wf_events_progress))
+			ok = false;
+		lost = MAX(0, expected - (long)(subs.received - subs.dups));
+		lag = span(last, subs.last_event);
+		say("  events in workflows: %llu of %ld (lost %ld, gaps %llu, duplicates %llu), "
+		    "the last %.3f s after the last answer\n", (unsigned long long)subs.received,
+		    expected, lost, (unsigned long long)subs.gaps, (unsigned long long)subs.dups, lag);
+	}
+	long approved = wf_count_approved();
+	say("  approved at the end: %ld of %ld\n", approved, opt.workflows);
+	if (wf.error[0])
+		fprintf(stderr, "herald-bench: %s\n", wf.error);
+	if (pub.error[0])
+		fprintf(stderr, "herald-bench: %s\n", pub.error);
+	if (subs.error[0])
+		fprintf(stderr, "herald-bench: %s\n", subs.error);
+
+	json_t *res = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, "
+				"s:f, s:f, s:f, s:{s:o, s:o}, s:I}",
+		"mode", "workflows", "definition", wf.def, "workflows", (json_int_t)opt.workflows,
+		"connections", (json_int_t)conns, "pipeline", (json_int_t)opt.pipeline,
+		"bulk", (json_int_t)opt.bulk, "created", (json_int_t)wf.done[0],
+		"approvals", (json_int_t)approvals, "transitions", (json_int_t)transitions,
+		"errors", (json_int_t)wf.errors, "failed_requests", (json_int_t)requests_failed,
+		"seconds", span(first, last), "transitions_per_sec", tps,
+		"creates_per_sec", round_secs[0] > 0 ? (double)wf.done[0] / round_secs[0] : 0,
+		"approvals_per_sec", rate_per_sec((double)approvals, approve_from, last),
+		"approvals_seconds", span(approve_from, last),
+		"latency_us", "create", hist_json(lat_create),
+		opt.bulk ? "bulk" : "approve", hist_json(lat_approve),
+		"approved_at_end", (json_int_t)approved);
+	if (watch)
+		json_object_set_new(res, "events", json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f}",
+			"room", "workflows", "expected", (json_int_t)expected,
+			"received", (json_int_t)subs.received, "lost", (json_int_t)lost,
+			"gaps", (json_int_t)subs.gaps, "duplicates", (json_int_t)subs.dups,
+			"lag_after_last_answer", lag));
+	json_object_set_new(res, "timeout", json_boolean(!ok));
+	print_result(res);
+	bool clean = ok && !wf.errors && !requests_failed && wf.done[0] == opt.workflows &&
+		     approvals == WF_STEPS * opt.workflows && approved == opt.workflows &&
+		     (!watch || (lost == 0 && !subs.dups && !subs.dead));
+	free(lat_create);
+	free(lat_approve);
+	free(wf.ids);
+	buf_free(&wf.body);
+	pub_close();
+	if (watch)
+		subs_close();
+	return clean ? 0 : 1;
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 enum {
 	OPT_SUBSCRIBERS = 256, OPT_CONNECTIONS, OPT_MESSAGES, OPT_RATE, OPT_PUBLISHERS,
 	OPT_PIPELINE, OPT_ROOM, OPT_ROOMS_COUNT, OPT_PROCESSES, OPT_HOLD, OPT_SETTLE, OPT_PIDS,
 	OPT_MATCH, OPT_WS_URL, OPT_API_URL, OPT_API_KEY, OPT_TOKEN, OPT_TIMEOUT, OPT_PER_SOURCE,
-	OPT_CONCURRENCY, OPT_QUIET, OPT_KIND, OPT_DURATION, OPT_ENDPOINTS, OPT_URL,
+	OPT_CONCURRENCY, OPT_QUIET, OPT_KIND, OPT_DURATION, OPT_ENDPOINTS, OPT_URL, OPT_WORKFLOWS,
+	OPT_BULK,
 };
 
 static const struct option long_opts[] = {
@@ -2050,6 +2436,8 @@ static const struct option long_opts[] = {
 	{ "duration", required_argument, NULL, OPT_DURATION },
 	{ "endpoints", required_argument, NULL, OPT_ENDPOINTS },
 	{ "url", required_argument, NULL, OPT_URL },
+	{ "workflows", required_argument, NULL, OPT_WORKFLOWS },
+	{ "bulk", required_argument, NULL, OPT_BULK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -2075,6 +2463,7 @@ static bool fanout_ok(void) { return opt.subscribers && opt.messages; }
 static bool conns_ok(void) { return opt.connections; }
 static bool messages_ok(void) { return opt.messages; }
 static bool abuse_ok(void) { return opt.connections && opt.kind && opt.duration > 0; }
+static bool workflows_ok(void) { return opt.workflows; }
 
 static const struct mode {
 	const char *name;
@@ -2089,6 +2478,7 @@ static const struct mode {
 	{ "replay", run_replay, messages_ok, "--messages", true },
 	{ "abuse", run_abuse, abuse_ok, "--kind, --connections and --duration", true },
 	{ "webhooks", run_webhooks, messages_ok, "--messages", true },
+	{ "workflows", run_workflows, workflows_ok, "--workflows", true },
 };
 
 int main(int argc, char **argv)
@@ -2140,6 +2530,8 @@ int main(int argc, char **argv)
 		case OPT_DURATION: opt.duration = opt_double("--duration", optarg); break;
 		case OPT_ENDPOINTS: opt.endpoints = opt_long("--endpoints", optarg, 1); break;
 		case OPT_URL: opt.url = optarg; break;
+		case OPT_WORKFLOWS: opt.workflows = opt_long("--workflows", optarg, 1); break;
+		case OPT_BULK: opt.bulk = opt_long("--bulk", optarg, 1); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
