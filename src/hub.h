@@ -58,6 +58,7 @@ struct hub_room {
 	ev_timer throttle_timer;
 	bool prune_hot;            /* on the retention's list of rooms behind */
 	bool uncommitted;          /* created in the open transaction */
+	int64_t txn_gpos;          /* gpos of its newest message in the open transaction, or 0 */
 };
 
 struct hub {

@@ -66,6 +66,8 @@ static struct {
 	struct hub_job *jobs, **jobs_tail;
 	struct emitted *emitted;           /* by the jobs of the open transaction */
 	size_t nemitted, cap;
+	struct hub_room **stored;          /* rooms given messages in the open transaction */
+	size_t nstored, stored_cap;
 	int64_t now;                       /* the open transaction's time */
 	char ts[UTIL_TS_LEN + 1];
 } pl = { .batch_tail = &pl.batch, .jobs_tail = &pl.jobs };
@@ -153,17 +155,41 @@ static void route(struct hub_room *r, int64_t seq, int64_t gpos, const char *eve
 	sbuf_unref(frame);
 }
 
-/* Writes one sequenced message, its room's seq and its webhook deliveries.
- * It takes the next global position (commit order over all rooms: the
- * Socket.IO offset), set in *gpos; a rolled-back one is simply never used. */
+/* Writes one sequenced message and its webhook deliveries. It takes the
+ * next global position (commit order over all rooms: the Socket.IO offset),
+ * set in *gpos; a rolled-back one is simply never used. The room's own row
+ * is written once per transaction, by rooms_save. */
 static bool store_one(struct hub_room *r, int64_t seq, const char *event, const char *data,
 		      size_t len, const char *idem, int64_t *gpos)
 {
 	*gpos = ++hub.gpos;
+	if (!r->txn_gpos) {
+		xgrow(&pl.stored, &pl.stored_cap, pl.nstored + 1, sizeof(*pl.stored));
+		pl.stored[pl.nstored++] = r;
+	}
+	r->txn_gpos = *gpos;
 	return store_message_add(hub.store, r->id, seq, *gpos, event, data, len, pl.ts, idem,
 				 pl.now) == 0 &&
-	       store_room_set_seq(hub.store, r->id, seq, *gpos) == 0 &&
 	       outbox_message(r->name, seq, event, data, len) == 0;
+}
+
+/* Before the commit: each room given messages records its newest seq and gpos. */
+static bool rooms_save(void)
+{
+	for (size_t i = 0; i < pl.nstored; i++) {
+		struct hub_room *r = pl.stored[i];
+		if (store_room_set_seq(hub.store, r->id, r->last_seq, r->txn_gpos) < 0)
+			return false;
+	}
+	return true;
+}
+
+/* After the transaction, before any room may be freed. */
+static void rooms_forget(void)
+{
+	for (size_t i = 0; i < pl.nstored; i++)
+		pl.stored[i]->txn_gpos = 0;
+	pl.nstored = 0;
 }
 
 static void batch_add(struct pub *p)
@@ -352,11 +378,12 @@ static void commit_batch(void)
 	for (struct hub_job *j = jobs; ok && j; j = j->next)
 		ok = j->run(j) == 0;
 	if (ok)
-		ok = store_commit(hub.store) == 0;
+		ok = rooms_save() && store_commit(hub.store) == 0;
 	if (!ok) {
 		log_error("event=commit_failed error=\"%s\"", store_errmsg(hub.store));
 		store_rollback(hub.store);
 	}
+	rooms_forget();
 	hub.in_txn = false;
 	hub.commits++;
 
