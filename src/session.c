@@ -424,17 +424,24 @@ static void auto_join(struct session *s, json_t *positions)
 	}
 }
 
-static void send_welcome(struct session *s)
+/* Appends ,"unread":N: the user's unread notifications (0 when anonymous). */
+static void put_unread(struct buf *b, const struct session *s)
 {
 	int64_t unread = s->claims.sub ? store_unread_count(worker.reader, s->claims.sub) : 0;
+	buf_printf(b, ",\"unread\":%lld", (long long)MAX(unread, 0));
+}
+
+static void send_welcome(struct session *s)
+{
 	struct buf b = { 0 };
 	buf_printf(&b, "{\"type\":\"welcome\",\"client_id\":\"%llu\",\"user\":",
 		   (unsigned long long)s->conn->id);
 	put_user(&b, s);
 	buf_appends(&b, ",\"rooms\":");
 	put_rooms(&b, s, s->authenticated || worker.cfg->allow_anonymous);
-	buf_printf(&b, ",\"heartbeat\":%d,\"unread\":%lld}", worker.cfg->ping_interval,
-		   (long long)MAX(unread, 0));
+	buf_printf(&b, ",\"heartbeat\":%d", worker.cfg->ping_interval);
+	put_unread(&b, s);
+	buf_appends(&b, "}");
 	send_buf(s->conn, &b);
 }
 
@@ -470,6 +477,7 @@ static void on_auth(struct session *s, json_t *msg, const char *id)
 	put_user(&b, s);
 	buf_appends(&b, ",\"rooms\":");
 	put_rooms(&b, s, first);
+	put_unread(&b, s);
 	buf_appends(&b, "}");
 	send_buf(s->conn, &b);
 	if (first) {

@@ -124,7 +124,7 @@ export declare class HeraldClient {
 	readonly state: ConnectionState;
 	readonly clientId: string | null;
 	readonly user: string | null;
-	/** Unread notifications, from the last welcome. */
+	/** The user's unread notifications when this connection was authenticated. */
 	readonly unread: number;
 	open(): this;
 	on<K extends keyof ClientEvents>(name: K, fn: (arg: ClientEvents[K]) => void): this;

@@ -332,6 +332,7 @@ class HeraldClient extends Emitter {
 			if (this.state === "connected")
 				return;  /* a refresh */
 			this.user = msg.user;
+			this.unread = msg.unread || 0;
 			this._autoRooms = new Set(msg.rooms || []);
 			for (const room of this._autoRooms) {
 				const r = this._rooms.get(room);

@@ -1,6 +1,6 @@
 """Notifications (SPEC §6, §9): stored per user with a read flag, delivered as
 event `notification` in user:{id}, listed and marked read over the API and
-over WebSocket, and counted in welcome.unread."""
+over WebSocket, and counted in the unread of welcome and authenticated."""
 import json
 
 import pytest
@@ -233,6 +233,19 @@ def test_welcome_unread_reflects_the_count(herald):
     c.close()
     # anonymous connections have no notifications
     assert herald.client().welcome["unread"] == 0
+
+
+def test_auth_message_carries_the_unread_count(herald):
+    notify(herald, user="kim", type="t")
+    notify(herald, user="kim", type="t")
+    c = herald.client()
+    assert c.welcome["unread"] == 0            # anonymous until the auth message
+    reply = c.call("auth", token=make_token("kim"))
+    assert reply["type"] == "authenticated" and reply["unread"] == 2
+    assert c.call("read", all=True)["count"] == 2
+    # a token refresh answers the count as it is now
+    assert c.call("auth", token=make_token("kim"))["unread"] == 0
+    c.close()
 
 
 def test_notifications_reach_every_device_of_the_user(herald):

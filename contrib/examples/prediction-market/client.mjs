@@ -1,7 +1,7 @@
 /* prediction-market client: bob, signed in, follows market 7 and creator
  * alice; a visitor without a token watches market 7 too. bob gets his
  * notifications live, marks one read, then all; the unread count that a
- * fresh connection's welcome carries (the badge on page load) follows.
+ * fresh connection starts with (the badge on page load) follows.
  *
  *   node contrib/examples/prediction-market/client.mjs   then run backend.py
  */
@@ -10,22 +10,13 @@ import { WS_URL, WebSocket, check, main, token, waitFor } from "../examplelib.mj
 
 const bobToken = () => token("bob");
 
-/* The unread count a page shows on load: the `unread` of the welcome
- * message, which counts when the token comes with the upgrade (?token=).
- * (The client above sends its token in an auth message, after the welcome:
- * the same count is in GET /api/users/{id}/notifications for your backend.) */
-function unreadOnLoad() {
-	const ws = new WebSocket(`${WS_URL}?token=${bobToken()}`, "herald.v1");
-	return new Promise((resolve, reject) => {
-		ws.onmessage = (ev) => {
-			const msg = JSON.parse(ev.data);
-			if (msg.type === "welcome") {
-				ws.close();
-				resolve(msg.unread);
-			}
-		};
-		ws.onerror = () => reject(new Error("connection failed"));
-	});
+/* The unread count a page shows on load: client.unread once connected. */
+async function unreadOnLoad() {
+	const page = connect({ url: WS_URL, WebSocket, getToken: bobToken });
+	await waitFor(() => page.state === "connected", 10000, "a fresh page connected");
+	const unread = page.unread;
+	page.close();
+	return unread;
 }
 
 main(async () => {
