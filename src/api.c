@@ -89,7 +89,7 @@ static void ask_hub(struct conn *c, json_t *q, worker_reply_fn fn)
 
 static bool hub_alive(void)
 {
-	return worker.hub_up && mono_ms() - worker.hubstat.at < HUB_STALE_MS;
+	return worker.hub.up && mono_ms() - worker.hubstat.at < HUB_STALE_MS;
 }
 
 static void health(struct conn *c, const char *which)
@@ -255,7 +255,7 @@ static void publish(struct route_req *r, bool broadcast)
 		json_decref(q);
 		return;
 	}
-	if (!worker.hub_up) {
+	if (!worker.hub.up) {
 		respond_error(r->c, 503, "unavailable", "hub unavailable, retry");
 		json_decref(list);
 		json_decref(q);

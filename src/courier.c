@@ -25,7 +25,6 @@
 #include "util.h"
 #include "webhook.h"
 
-#define HUB_RETRY 0.1           /* seconds between attempts to reach the hub */
 #define STATS_INTERVAL 1.0
 #define IDLE_RESCAN_MS 5000     /* look at the queue at least this often */
 #define ERROR_MAX (CURL_ERROR_SIZE + 32)
@@ -68,9 +67,9 @@ static struct {
 	struct config *cfg;
 	struct ev_loop *loop;
 	struct store *reader;
-	struct ipc_chan master, hub;
-	bool hub_up;
-	ev_timer hub_retry, stats_timer, scan_timer, curl_timer;
+	struct ipc_chan master;
+	struct proc_hub_link hub;
+	ev_timer stats_timer, scan_timer, curl_timer;
 	ev_prepare scan_watcher;
 	ev_signal sig_term, sig_usr1;
 	bool scan_wanted;
@@ -188,7 +187,7 @@ static void attempt_free(struct attempt *a)
 
 static void report(struct attempt *a)
 {
-	if (!co.hub_up)
+	if (!co.hub.up)
 		return;                 /* sent when the hub is back */
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_WEBHOOK_RESULT);
@@ -200,7 +199,7 @@ static void report(struct attempt *a)
 	ipc_put_u64(&b, (uint64_t)a->started_ms);
 	ipc_put_u32(&b, a->duration_ms);
 	ipc_end(&b, m);
-	ipc_chan_send(&co.hub, &b);
+	ipc_chan_send(&co.hub.ch, &b);
 	buf_free(&b);
 }
 
@@ -405,7 +404,7 @@ static void scan(void)
 	int64_t now = now_ms(), next = now + IDLE_RESCAN_MS;
 	co.scan_wanted = false;
 	/* Without the hub no outcome can be recorded: send nothing new meanwhile. */
-	for (size_t i = 0; i < co.nendpoints && co.hub_up; i++) {
+	for (size_t i = 0; i < co.nendpoints && co.hub.up; i++) {
 		struct endpoint *e = &co.endpoints[i];
 		if (!e->enabled)
 			continue;
@@ -480,11 +479,9 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
 
 /* ---- the hub link ---------------------------------------------------------------- */
 
-static void hub_connect(void);
-
 static void send_stats(void)
 {
-	if (!co.hub_up)
+	if (!co.hub.up)
 		return;
 	json_t *eps = json_object();
 	int64_t now = now_ms();
@@ -506,7 +503,7 @@ static void send_stats(void)
 	size_t m = ipc_begin(&b, IPC_WORKER_STATS);
 	ipc_put_cstr(&b, json);
 	ipc_end(&b, m);
-	ipc_chan_send(&co.hub, &b);
+	ipc_chan_send(&co.hub.ch, &b);
 	buf_free(&b);
 	free(json);
 }
@@ -514,28 +511,6 @@ static void send_stats(void)
 static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 {
 	switch (type) {
-	case IPC_HELLO: {
-		uint32_t version = ipc_get_u32(r);
-		if (version != IPC_VERSION) {
-			log_error("event=version_mismatch from=hub version=%u want=%u", version,
-				  IPC_VERSION);
-			ipc_chan_close(ch);
-			ch->on_close(ch);
-			return;
-		}
-		co.hub_up = true;
-		log_info("event=hub_connected");
-		/* Results the hub may not have committed go again: it tells a
-		 * repeat from a new attempt by the attempt count. */
-		struct map_iter it = { 0 };
-		struct map_entry *e;
-		while ((e = map_next(&co.attempts, &it)))
-			if (!((struct attempt *)e->val)->easy)
-				report(e->val);
-		send_stats();
-		scan_soon();
-		return;
-	}
 	case IPC_WEBHOOK_SETTLED:
 		on_settled(r);
 		return;
@@ -551,36 +526,17 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 	}
 }
 
-static void hub_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* Results the hub may not have committed go again: it tells a repeat from
+ * a new attempt by the attempt count. */
+static void hub_up(void)
 {
-	hub_connect();
-}
-
-static void hub_lost(struct ipc_chan *ch)
-{
-	if (co.hub_up)
-		log_warn("event=hub_lost");
-	co.hub_up = false;
-	ev_timer_start(co.loop, &co.hub_retry);
-}
-
-static void hub_connect(void)
-{
-	int fd = ipc_connect(co.ctx->hub_name);
-	if (fd < 0) {
-		ev_timer_start(co.loop, &co.hub_retry);
-		return;
-	}
-	ipc_chan_open(&co.hub, co.loop, fd, hub_msg, hub_lost, NULL);
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_HELLO);
-	ipc_put_u32(&b, IPC_VERSION);
-	ipc_put_u32(&b, IPC_ROLE_COURIER);
-	ipc_put_u32(&b, 0);
-	ipc_put_u32(&b, (uint32_t)getpid());
-	ipc_end(&b, m);
-	ipc_chan_send(&co.hub, &b);
-	buf_free(&b);
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&co.attempts, &it)))
+		if (!((struct attempt *)e->val)->easy)
+			report(e->val);
+	send_stats();
+	scan_soon();
 }
 
 /* ---- lifecycle --------------------------------------------------------------------- */
@@ -610,8 +566,8 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	if (co.scan_wanted)
 		scan();
-	if (co.hub.fd >= 0)
-		ipc_chan_flush(&co.hub);
+	if (co.hub.ch.fd >= 0)
+		ipc_chan_flush(&co.hub.ch);
 }
 
 static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -624,8 +580,8 @@ static void stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	log_info("event=courier_stopping in_flight=%d", co.in_flight);
-	if (co.hub.fd >= 0)
-		ipc_chan_flush(&co.hub);
+	if (co.hub.ch.fd >= 0)
+		ipc_chan_flush(&co.hub.ch);
 	_exit(0);
 }
 
@@ -643,7 +599,6 @@ void courier_main(struct proc_ctx *ctx)
 	co.ctx = ctx;
 	co.cfg = ctx->cfg;
 	co.loop = loop;
-	co.hub.fd = -1;
 	char err[256];
 	co.reader = store_open(co.cfg->database, true, false, err, sizeof(err));
 	if (!co.reader)
@@ -657,7 +612,6 @@ void courier_main(struct proc_ctx *ctx)
 	endpoints_load();
 
 	ipc_chan_open(&co.master, loop, ctx->master_fd, master_msg, master_lost, NULL);
-	ev_timer_init(&co.hub_retry, hub_retry_cb, HUB_RETRY, 0);
 	ev_timer_init(&co.curl_timer, curl_timer_cb, 0, 0);
 	ev_timer_init(&co.scan_timer, scan_timer_cb, 0, 0);
 	ev_timer_init(&co.stats_timer, stats_cb, STATS_INTERVAL, STATS_INTERVAL);
@@ -668,7 +622,8 @@ void courier_main(struct proc_ctx *ctx)
 	ev_signal_start(loop, &co.sig_term);
 	ev_signal_init(&co.sig_usr1, sigusr1_cb, SIGUSR1);
 	ev_signal_start(loop, &co.sig_usr1);
-	hub_connect();
+	proc_hub_link_start(&co.hub, loop, ctx->hub_name, IPC_ROLE_COURIER, 0, hub_msg, hub_up,
+			    NULL);
 	scan_soon();
 	log_info("event=courier_ready endpoints=%zu", co.nendpoints);
 	ev_run(loop, 0);

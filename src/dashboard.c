@@ -199,7 +199,7 @@ static void stream_stats_reply(struct conn *c, uint64_t tag, int status, const c
 		s->stats_pending = false;
 	if (!c || c->state != CONN_STREAM)
 		return;
-	bool hub = worker.hub_up && mono_ms() - worker.hubstat.at < 2000;
+	bool hub = worker.hub.up && mono_ms() - worker.hubstat.at < 2000;
 	json_t *stats = status == 200 ? json_loadb(json, len, 0, NULL) : NULL;
 	/* Per-user counts can be large and the page does not show them. */
 	if (stats)

@@ -326,7 +326,7 @@ static void subscribe_one(struct session *s, const char *room, json_t *since_jso
 		send_error(c, id, "too_many_rooms", "max_rooms_per_connection reached");
 		return;
 	}
-	if (!worker.hub_up && !room_find(room)) {
+	if (!worker.hub.up && !room_find(room)) {
 		send_error(c, id, "unavailable", "hub unavailable, retry");
 		return;
 	}
@@ -523,7 +523,7 @@ static void on_publish(struct session *s, json_t *msg, const char *raw, size_t n
 		send_error(s->conn, id, err, "not allowed to publish here");
 		return;
 	}
-	if (!worker.hub_up) {
+	if (!worker.hub.up) {
 		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
 		return;
 	}
@@ -580,7 +580,7 @@ static void on_read(struct session *s, json_t *msg, const char *id)
 		json_object_set_new(q, "all", json_true());
 	else
 		json_object_set(q, "ids", ids);
-	if (!worker.hub_up) {
+	if (!worker.hub.up) {
 		json_decref(q);
 		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
 		return;

@@ -418,7 +418,7 @@ static json_t *subscribe_one(struct sio_sock *k, const char *room, int64_t id)
 	}
 	if (k->nsubs >= (size_t)worker.cfg->max_rooms_per_connection)
 		return failure("too_many_rooms", "max_rooms_per_connection reached");
-	if (!worker.hub_up && !room_find(room))
+	if (!worker.hub.up && !room_find(room))
 		return failure("unavailable", "hub unavailable, retry");
 	char idtext[24];
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);

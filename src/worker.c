@@ -21,7 +21,6 @@
 #include "sio.h"
 #include "util.h"
 
-#define HUB_RETRY 0.1          /* seconds between attempts to reach the hub */
 #define STATS_INTERVAL 0.25
 #define ACCEPT_PAUSE 0.1       /* seconds without accepting when out of descriptors */
 
@@ -41,11 +40,11 @@ static ev_signal sig_term, sig_usr1;
 
 int worker_hub_send(struct buf *b)
 {
-	if (!worker.hub_up) {
+	if (!worker.hub.up) {
 		buf_reset(b);
 		return -1;
 	}
-	ipc_chan_send(&worker.hub, b);
+	ipc_chan_send(&worker.hub.ch, b);
 	return 0;
 }
 
@@ -63,7 +62,7 @@ uint64_t worker_expect_reply(struct conn *c, uint64_t tag, worker_reply_fn fn)
 int worker_request(struct conn *c, uint64_t tag, const char *json, size_t len,
 		   worker_reply_fn fn)
 {
-	if (!worker.hub_up)
+	if (!worker.hub.up)
 		return -1;
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_REQUEST);
@@ -87,43 +86,12 @@ static void finish_request(uint64_t id, int status, const char *json, size_t len
 
 /* ---- the hub link --------------------------------------------------------------- */
 
-static void hub_connect(void);
 static void send_stats(void);
-
-static void hub_send_hello(void)
-{
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_HELLO);
-	ipc_put_u32(&b, IPC_VERSION);
-	ipc_put_u32(&b, IPC_ROLE_WORKER);
-	ipc_put_u32(&b, (uint32_t)worker.slot);
-	ipc_put_u32(&b, (uint32_t)getpid());
-	ipc_end(&b, m);
-	ipc_chan_send(&worker.hub, &b);
-	buf_free(&b);
-}
 
 static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 {
 	char room[ROOM_MAX + 1], epoch[STORE_EPOCH_LEN + 1];
 	switch (type) {
-	case IPC_HELLO: {
-		uint32_t version = ipc_get_u32(r);
-		if (version != IPC_VERSION) {
-			log_error("event=version_mismatch from=hub version=%u want=%u", version,
-				  IPC_VERSION);
-			ipc_chan_close(ch);
-			ch->on_close(ch);
-			return;
-		}
-		worker.hub_up = true;
-		log_info("event=hub_connected");
-		send_stats();
-		room_rejoin_all();
-		session_hub_back();
-		sio_hub_back();
-		return;
-	}
 	case IPC_ROOM_STATE: {
 		ipc_get_str(r, room, sizeof(room));
 		ipc_get_str(r, epoch, sizeof(epoch));
@@ -187,16 +155,16 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 	}
 }
 
-static void hub_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void hub_up(void)
 {
-	hub_connect();
+	send_stats();
+	room_rejoin_all();
+	session_hub_back();
+	sio_hub_back();
 }
 
-static void hub_lost(struct ipc_chan *ch)
+static void hub_lost(void)
 {
-	if (worker.hub_up)
-		log_warn("event=hub_lost");
-	worker.hub_up = false;
 	room_hub_lost();
 	/* Everything waiting on the hub gets 503 now rather than never. */
 	struct map_iter it = { 0 };
@@ -207,19 +175,6 @@ static void hub_lost(struct ipc_chan *ch)
 		memcpy(&id, e->key, sizeof(id));
 		finish_request(id, 503, unavailable, sizeof(unavailable) - 1);
 	}
-	if (!worker.stopping)
-		ev_timer_start(worker.loop, &worker.hub_retry);
-}
-
-static void hub_connect(void)
-{
-	int fd = ipc_connect(worker.ctx->hub_name);
-	if (fd < 0) {
-		ev_timer_start(worker.loop, &worker.hub_retry);
-		return;
-	}
-	ipc_chan_open(&worker.hub, worker.loop, fd, hub_msg, hub_lost, NULL);
-	hub_send_hello();
 }
 
 /* ---- the master link -------------------------------------------------------------- */
@@ -277,15 +232,15 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	sio_flush();
 	eio_flush();
 	conn_flush_all();
-	if (worker.hub.fd >= 0)
-		ipc_chan_flush(&worker.hub);
+	if (worker.hub.ch.fd >= 0)
+		ipc_chan_flush(&worker.hub.ch);
 }
 
 /* Reports this worker's figures to the hub: periodically, and at once when
  * the link comes up, so that the hub lists every connected worker. */
 static void send_stats(void)
 {
-	if (!worker.hub_up)
+	if (!worker.hub.up)
 		return;
 	const struct worker_stats *s = &worker.stats;
 	char json[512];
@@ -362,7 +317,6 @@ void worker_main(struct proc_ctx *ctx)
 	 * across restarts and tell which worker holds a connection. */
 	worker.next_conn_id = ((uint64_t)(ctx->slot + 1) << 44) |
 			      (((uint64_t)now_ms() & 0xfffff) << 24);
-	worker.hub.fd = -1;
 
 	const char *addrs[2] = { worker.cfg->listen, worker.cfg->admin_listen };
 	for (int i = 0; i < 2; i++) {
@@ -382,8 +336,8 @@ void worker_main(struct proc_ctx *ctx)
 	sio_init();
 
 	ipc_chan_open(&worker.master, loop, ctx->master_fd, master_msg, master_lost, NULL);
-	ev_timer_init(&worker.hub_retry, hub_retry_cb, HUB_RETRY, 0);
-	hub_connect();
+	proc_hub_link_start(&worker.hub, loop, ctx->hub_name, IPC_ROLE_WORKER, (uint32_t)ctx->slot,
+			    hub_msg, hub_up, hub_lost);
 
 	ev_prepare_init(&flush_watcher, flush_cb);
 	ev_prepare_start(loop, &flush_watcher);

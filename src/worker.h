@@ -43,9 +43,7 @@ struct worker {
 	ev_io lio[2];
 
 	struct ipc_chan master;
-	struct ipc_chan hub;
-	bool hub_up;               /* hello exchanged */
-	ev_timer hub_retry;
+	struct proc_hub_link hub;
 
 	struct store *reader;      /* read-only database handle */
 	struct map conns;          /* id -> struct conn */
