@@ -1,5 +1,5 @@
-/* proc.c -- the start of every child process: its title in ps, its log name,
- * its signals, and the master's hello. */
+/* proc.c -- what every child process shares: its start (title in ps, log
+ * name, signals, the master's hello), its reload, and its link to the hub. */
 #include "proc.h"
 
 #include <errno.h>
