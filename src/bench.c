@@ -66,15 +66,22 @@ static struct {
 	const char *url;        /* webhooks: endpoints' URL instead of the bench's receiver */
 	long workflows;         /* workflows: instances */
 	long bulk;              /* workflows: ids per bulk approval, 0 = one request each */
+	bool socketio;          /* fanout, conns: Socket.IO clients instead of /ws */
+	char sio_path[256];     /* Socket.IO path of the client listener */
 } opt = {
 	.rate = 0, .publishers = 4, .rooms_count = 1, .settle = 1, .match = "heraldd:",
 	.timeout = 60, .per_source = 1000, .concurrency = 256, .duration = 10,
-	.endpoints = 1,
+	.endpoints = 1, .sio_path = "/socket.io/",
 };
 
 static struct sockaddr_in ws_addr, api_addr;
 static char ws_host[64], api_host[64];
 static struct ev_loop *bench_loop;
+
+static const char *protocol_name(void)
+{
+	return opt.socketio ? "socketio" : "native";
+}
 
 static void usage(FILE *fp)
 {
@@ -82,9 +89,11 @@ static void usage(FILE *fp)
 "usage: herald-bench MODE [OPTIONS]\n"
 "modes:\n"
 "  fanout   --subscribers N --messages M [--room R] [--rate MSG/S] [--publishers P]\n"
+"           [--protocol native|socketio]\n"
 "           N WebSocket subscribers in one room; M publishes over P keep-alive HTTP\n"
 "           connections; deliveries/s, publish-to-delivery latency, loss, order\n"
 "  conns    --connections N [--processes P] [--hold S] [--settle S] [--pids PID,...]\n"
+"           [--protocol native|socketio]\n"
 "           N idle WebSockets over P processes; memory per connection of the\n"
 "           server's processes (those whose command line starts with --match)\n"
 "  publish  --messages M [--connections P] [--pipeline D] [--room R] [--rooms-count K]\n"
@@ -111,11 +120,14 @@ static void usage(FILE *fp)
 "           errors, every instance approved at the end; with --token (role admin)\n"
 "           one client counts the events of the workflows room\n"
 "common options:\n"
-"  -c FILE             take listen, admin_listen and api_key from a configuration\n"
+"  -c FILE             take listen, admin_listen, api_key and socketio_path from a\n"
+"                      configuration\n"
 "  --ws-url HOST:PORT  client listener (default 127.0.0.1:8080)\n"
 "  --api-url HOST:PORT admin listener (default 127.0.0.1:8081)\n"
 "  --api-key KEY       API key (default HERALD_API_KEY)\n"
 "  --token JWT         token for the WebSocket clients (default anonymous)\n"
+"  --protocol P        fanout, conns: native (/ws, default) or socketio (Engine.IO 4\n"
+"                      and Socket.IO 5 over WebSocket on socketio_path)\n"
 "  --pipeline D        requests in flight per HTTP connection (default 1; replay 16)\n"
 "  --per-source N      connections per source address 127.0.0.x (default 1000,\n"
 "                      the server's default max_connections_per_ip)\n"
@@ -692,7 +704,9 @@ static void pub_close(void)
 
 /* ---- WebSocket subscribers ---------------------------------------------------------- */
 
-enum sub_state { SUB_NEW, SUB_HANDSHAKE, SUB_SUBSCRIBING, SUB_READY, SUB_DEAD };
+/* Socket.IO clients pass through SUB_CONNECTING (Engine.IO open packet
+ * received, Socket.IO CONNECT sent) between the upgrade and subscribing. */
+enum sub_state { SUB_NEW, SUB_HANDSHAKE, SUB_CONNECTING, SUB_SUBSCRIBING, SUB_READY, SUB_DEAD };
 
 struct sub {
 	ev_io io;               /* first: the watcher is the subscriber */
@@ -710,9 +724,11 @@ static struct {
 	bool subscribe;         /* subscribe after welcome (else ready at welcome) */
 	bool lean;              /* idle connections: drop buffers once ready */
 	int64_t since;          /* replay: subscribe with since {seq, epoch}; -1: live */
-	char path[JWT_MAX_LEN + 32];
+	char path[JWT_MAX_LEN + 320];
 	char *subscribe_msg;
 	size_t subscribe_len;
+	char *connect_msg;      /* Socket.IO: the CONNECT packet, with the token */
+	size_t connect_len;
 	char ev_prefix[300];    /* how a bench room event starts, up to its seq */
 	size_t ev_prefix_len;
 	uint64_t received, gaps, dups;
@@ -826,6 +842,67 @@ static void sub_control(struct sub *s, const char *p, size_t n)
 	json_decref(v);
 }
 
+/* Socket.IO: the Engine.IO open packet, the CONNECT reply, the subscribe
+ * ack (id 0), errors. Engine.IO pings are answered before this is called. */
+static void sub_control_sio(struct sub *s, const char *p, size_t n)
+{
+	char why[300];
+	if (starts_with(p, n, "0{")) {
+		if (s->state != SUB_HANDSHAKE)
+			return;
+		wsclient_queue(&s->ws, WS_OP_TEXT, subs.connect_msg, subs.connect_len);
+		s->state = SUB_CONNECTING;
+		return;
+	}
+	if (starts_with(p, n, "40")) {
+		if (s->state != SUB_CONNECTING)
+			return;
+		if (!subs.subscribe) {
+			sub_ready(s);
+			return;
+		}
+		wsclient_queue(&s->ws, WS_OP_TEXT, subs.subscribe_msg, subs.subscribe_len);
+		s->state = SUB_SUBSCRIBING;
+		subs.subscribe_sent = mono_us();
+		return;
+	}
+	if (starts_with(p, n, "44")) {
+		snprintf(why, sizeof(why), "Socket.IO connect_error: %.*s", (int)MIN(n - 2, 200),
+			 p + 2);
+		sub_kill(s, why);
+		return;
+	}
+	if (starts_with(p, n, "41") || (n == 1 && p[0] == '1')) {
+		sub_kill(s, n == 1 ? "Engine.IO close from the server"
+				   : "Socket.IO DISCONNECT from the server");
+		return;
+	}
+	bool is_ack = starts_with(p, n, "430[");
+	if (!is_ack && !starts_with(p, n, "42[\"error\""))
+		return;
+	json_t *v = json_loadb(p + (is_ack ? 3 : 2), n - (is_ack ? 3 : 2), 0, NULL);
+	json_t *a = json_array_get(v, is_ack ? 0 : 1);
+	const char *room = json_string_value(json_object_get(a, "room"));
+	const char *code = json_string_value(json_object_get(a, "error"));
+	const char *message = json_string_value(json_object_get(a, "message"));
+	if (is_ack && json_is_true(json_object_get(a, "success"))) {
+		if (room && strcmp(room, opt.room) == 0 && s->state == SUB_SUBSCRIBING) {
+			s->last_seq = json_integer_value(json_object_get(a, "seq"));
+			sub_ready(s);
+		}
+	} else if (json_is_object(a)) {
+		snprintf(why, sizeof(why), "server error %s: %s", code ? code : "(no code)",
+			 message ? message : "(no message)");
+		if (s->state != SUB_READY)
+			sub_kill(s, why);
+		else
+			set_error(subs.error, sizeof(subs.error), "%s", why);
+	} else {
+		sub_kill(s, "malformed Socket.IO packet from the server");
+	}
+	json_decref(v);
+}
+
 static void sub_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct sub *s = (struct sub *)w;
@@ -838,8 +915,12 @@ static void sub_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (m.len > subs.ev_prefix_len &&
 			    memcmp(m.data, subs.ev_prefix, subs.ev_prefix_len) == 0)
 				sub_event(s, m.data, m.len, now_wall, now_mono);
-			else
+			else if (!opt.socketio)
 				sub_control(s, m.data, m.len);
+			else if (m.len == 1 && m.data[0] == '2')
+				wsclient_queue(&s->ws, WS_OP_TEXT, "3", 1);   /* Engine.IO pong */
+			else
+				sub_control_sio(s, m.data, m.len);
 			if (s->state == SUB_DEAD)
 				return;
 		}
@@ -918,21 +999,42 @@ static void subs_open(long n, long index_base, int src_first, bool subscribe, in
 	subs.src_first = src_first;
 	subs.subscribe = subscribe;
 	subs.since = since;
-	snprintf(subs.path, sizeof(subs.path), "/ws%s%s", opt.token ? "?token=" : "",
-		 opt.token ? opt.token : "");
 	struct buf m = { 0 };
-	buf_appends(&m, "{\"type\":\"subscribe\",\"room\":");
-	buf_append_json_str(&m, opt.room, strlen(opt.room));
-	if (since >= 0) {
-		buf_printf(&m, ",\"since\":{\"seq\":%lld,\"epoch\":", (long long)since);
-		buf_append_json_str(&m, epoch, strlen(epoch));
+	if (opt.socketio) {
+		/* Engine.IO 4 over WebSocket; the token goes in CONNECT's auth, as
+		 * socket.io-client's {auth: {token}} sends it. Events are emitted
+		 * under the name fanout publishes with ("bench"). */
+		snprintf(subs.path, sizeof(subs.path), "%s?EIO=4&transport=websocket", opt.sio_path);
+		struct buf c = { 0 };
+		buf_appends(&c, "40");
+		if (opt.token) {
+			buf_appends(&c, "{\"token\":");
+			buf_append_json_str(&c, opt.token, strlen(opt.token));
+			buf_appends(&c, "}");
+		}
+		subs.connect_msg = c.data;
+		subs.connect_len = c.len;
+		buf_appends(&m, "420[\"subscribe\",{\"room\":");
+		buf_append_json_str(&m, opt.room, strlen(opt.room));
+		buf_appends(&m, "}]");
+		subs.ev_prefix_len = (size_t)snprintf(subs.ev_prefix, sizeof(subs.ev_prefix),
+			"42[\"bench\",{\"type\":\"bench\",\"room\":\"%s\",\"seq\":", opt.room);
+	} else {
+		snprintf(subs.path, sizeof(subs.path), "/ws%s%s", opt.token ? "?token=" : "",
+			 opt.token ? opt.token : "");
+		buf_appends(&m, "{\"type\":\"subscribe\",\"room\":");
+		buf_append_json_str(&m, opt.room, strlen(opt.room));
+		if (since >= 0) {
+			buf_printf(&m, ",\"since\":{\"seq\":%lld,\"epoch\":", (long long)since);
+			buf_append_json_str(&m, epoch, strlen(epoch));
+			buf_appends(&m, "}");
+		}
 		buf_appends(&m, "}");
+		subs.ev_prefix_len = (size_t)snprintf(subs.ev_prefix, sizeof(subs.ev_prefix),
+			"{\"type\":\"event\",\"room\":\"%s\",\"seq\":", opt.room);
 	}
-	buf_appends(&m, "}");
 	subs.subscribe_msg = m.data;
 	subs.subscribe_len = m.len;
-	subs.ev_prefix_len = (size_t)snprintf(subs.ev_prefix, sizeof(subs.ev_prefix),
-					      "{\"type\":\"event\",\"room\":\"%s\",\"seq\":", opt.room);
 	sub_start_more();
 }
 
@@ -957,6 +1059,7 @@ static void subs_close(void)
 	}
 	free(subs.v);
 	free(subs.subscribe_msg);
+	free(subs.connect_msg);
 }
 
 /* ---- results ------------------------------------------------------------------------ */
@@ -1012,8 +1115,8 @@ static int run_fanout(void)
 	char rate[48] = "as fast as acknowledged";
 	if (opt.rate > 0)
 		snprintf(rate, sizeof(rate), "%g/s", opt.rate);
-	say("fanout: %ld subscribers in %s, %ld messages over %ld HTTP connections, rate %s\n",
-	    opt.subscribers, opt.room, opt.messages, opt.publishers, rate);
+	say("fanout: %ld %s subscribers in %s, %ld messages over %ld HTTP connections, rate %s\n",
+	    opt.subscribers, protocol_name(), opt.room, opt.messages, opt.publishers, rate);
 	int64_t t0 = mono_us();
 	subs_open(opt.subscribers, 0, 1, true, -1, NULL);
 	bool ok = phase_run("subscribing", subs_settled, subs_progress);
@@ -1040,9 +1143,10 @@ static int run_fanout(void)
 		fprintf(stderr, "herald-bench: %s\n", pub.error);
 	if (subs.error[0])
 		fprintf(stderr, "herald-bench: %s\n", subs.error);
-	print_result(json_pack("{s:s, s:I, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-			       "s:I, s:f, s:f, s:o, s:b}",
-		"mode", "fanout", "subscribers", (json_int_t)opt.subscribers, "room", opt.room,
+	print_result(json_pack("{s:s, s:s, s:I, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, "
+			       "s:I, s:I, s:f, s:f, s:o, s:b}",
+		"mode", "fanout", "protocol", protocol_name(),
+		"subscribers", (json_int_t)opt.subscribers, "room", opt.room,
 		"messages", (json_int_t)opt.messages, "publishers", (json_int_t)opt.publishers,
 		"rate", opt.rate, "published", (json_int_t)pub.acked,
 		"publish_errors", (json_int_t)pub.failed, "expected", (json_int_t)expected,
@@ -1282,8 +1386,8 @@ static int run_conns(void)
 	}
 	long before[3], after[3];
 	measure(procs, np, before);
-	say("conns: %ld connections over %ld processes, measuring %d server processes\n",
-	    opt.connections, nproc, np);
+	say("conns: %ld %s connections over %ld processes, measuring %d server processes\n",
+	    opt.connections, protocol_name(), nproc, np);
 
 	pid_t *kids = xcalloc((size_t)nproc, sizeof(*kids));
 	int *ctl = xcalloc((size_t)nproc, sizeof(*ctl));
@@ -1345,9 +1449,10 @@ static int run_conns(void)
 	    before[0], after[0], before[1], after[1], before[2], after[2]);
 	say("  per connection: %.0f bytes (VmRSS), %.0f bytes (RssAnon), %.0f bytes (Pss)\n",
 	    per[0], per[1], per[2]);
-	print_result(json_pack("{s:s, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}, "
-			       "s:{s:f, s:f, s:f}, s:o}",
-		"mode", "conns", "connections", (json_int_t)opt.connections,
+	print_result(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, "
+			       "s:{s:I, s:I, s:I}, s:{s:f, s:f, s:f}, s:o}",
+		"mode", "conns", "protocol", protocol_name(),
+		"connections", (json_int_t)opt.connections,
 		"processes", (json_int_t)nproc, "connected", (json_int_t)ready,
 		"failed", (json_int_t)failed,
 		"before_kb", "rss", (json_int_t)before[0], "anon", (json_int_t)before[1],
@@ -2406,7 +2511,7 @@ enum {
 	OPT_PIPELINE, OPT_ROOM, OPT_ROOMS_COUNT, OPT_PROCESSES, OPT_HOLD, OPT_SETTLE, OPT_PIDS,
 	OPT_MATCH, OPT_WS_URL, OPT_API_URL, OPT_API_KEY, OPT_TOKEN, OPT_TIMEOUT, OPT_PER_SOURCE,
 	OPT_CONCURRENCY, OPT_QUIET, OPT_KIND, OPT_DURATION, OPT_ENDPOINTS, OPT_URL, OPT_WORKFLOWS,
-	OPT_BULK,
+	OPT_BULK, OPT_PROTOCOL,
 };
 
 static const struct option long_opts[] = {
@@ -2438,6 +2543,7 @@ static const struct option long_opts[] = {
 	{ "url", required_argument, NULL, OPT_URL },
 	{ "workflows", required_argument, NULL, OPT_WORKFLOWS },
 	{ "bulk", required_argument, NULL, OPT_BULK },
+	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -2455,6 +2561,8 @@ static int load_config(const char *path, char *ws, char *api, size_t len)
 	snprintf(api, len, "%s", cfg.admin_listen);
 	if (!opt.api_key && cfg.api_key)
 		opt.api_key = xstrdup(cfg.api_key);
+	if (cfg.socketio_path)
+		snprintf(opt.sio_path, sizeof(opt.sio_path), "%s", cfg.socketio_path);
 	config_free(&cfg);
 	return 0;
 }
@@ -2532,6 +2640,14 @@ int main(int argc, char **argv)
 		case OPT_URL: opt.url = optarg; break;
 		case OPT_WORKFLOWS: opt.workflows = opt_long("--workflows", optarg, 1); break;
 		case OPT_BULK: opt.bulk = opt_long("--bulk", optarg, 1); break;
+		case OPT_PROTOCOL:
+			if (strcmp(optarg, "socketio") == 0) {
+				opt.socketio = true;
+			} else if (strcmp(optarg, "native") != 0) {
+				fprintf(stderr, "herald-bench: --protocol is native or socketio\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -2585,6 +2701,10 @@ int main(int argc, char **argv)
 	}
 	if (!m->ok()) {
 		fprintf(stderr, "herald-bench: %s needs %s\n", m->name, m->needs);
+		return 2;
+	}
+	if (opt.socketio && m->run != run_fanout && m->run != run_conns) {
+		fprintf(stderr, "herald-bench: --protocol socketio applies to fanout and conns\n");
 		return 2;
 	}
 	/* conns creates a loop in each child it forks instead. */
