@@ -617,6 +617,23 @@ static void workflow_reply(struct conn *c, uint64_t tag, int status, const char 
 	free(id);
 }
 
+json_t *session_workflow_op(const struct jwt_claims *claims, json_t *msg)
+{
+	json_t *wf = json_object_get(msg, "workflow"), *action = json_object_get(msg, "action");
+	if (!json_is_string(wf) || !json_is_string(action))
+		return NULL;
+	json_t *roles = json_array();
+	for (size_t i = 0; i < claims->nroles; i++)
+		json_array_append_new(roles, json_string(claims->roles[i]));
+	json_t *q = json_pack("{s:s, s:O, s:O, s:s, s:o}", "op", "workflow_act", "action", action,
+			      "id", wf, "actor", claims->sub, "roles", roles);
+	const char *keys[] = { "comment", "version" };
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_object_get(msg, keys[i]))
+			json_object_set(q, keys[i], json_object_get(msg, keys[i]));
+	return q;
+}
+
 /* workflow {action, workflow, comment, version?}: acts as the token's sub
  * with its roles; the hub checks the rules. */
 static void on_workflow(struct session *s, json_t *msg, const char *id)
@@ -625,20 +642,11 @@ static void on_workflow(struct session *s, json_t *msg, const char *id)
 		send_error(s->conn, id, "auth_required", "workflow actions need a user");
 		return;
 	}
-	json_t *wf = json_object_get(msg, "workflow"), *action = json_object_get(msg, "action");
-	if (!json_is_string(wf) || !json_is_string(action)) {
+	json_t *q = session_workflow_op(&s->claims, msg);
+	if (!q) {
 		send_error(s->conn, id, "bad_request", "workflow needs action and workflow");
 		return;
 	}
-	json_t *roles = json_array();
-	for (size_t i = 0; i < s->claims.nroles; i++)
-		json_array_append_new(roles, json_string(s->claims.roles[i]));
-	json_t *q = json_pack("{s:s, s:O, s:O, s:s, s:o}", "op", "workflow_act", "action", action,
-			      "id", wf, "actor", s->claims.sub, "roles", roles);
-	const char *keys[] = { "comment", "version" };
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (json_object_get(msg, keys[i]))
-			json_object_set(q, keys[i], json_object_get(msg, keys[i]));
 	char *text = json_dumps(q, JSON_COMPACT);
 	json_decref(q);
 	char *tag = id ? xstrdup(id) : NULL;

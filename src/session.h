@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "acl.h"
 #include "conn.h"
 #include "http.h"
@@ -43,5 +44,9 @@ size_t session_auto_rooms(const struct jwt_claims *claims, char out[2][ROOM_MAX 
 void session_report_open(uint64_t id, const char *user, const char *addr, int64_t connected_at);
 void session_report_room(uint64_t id, const char *room, bool joined);
 void session_report_close(uint64_t id);
+/* The hub request (op workflow_act) for a client's workflow message
+ * {action, workflow, comment?, version?}, acting as claims' sub (not NULL)
+ * with its roles; NULL when action or workflow is missing. */
+json_t *session_workflow_op(const struct jwt_claims *claims, json_t *msg);
 
 #endif

@@ -620,20 +620,11 @@ static void on_workflow(struct sio_sock *k, json_t *arg, int64_t id)
 		ack(k, id, failure("auth_required", "workflow actions need a user"));
 		return;
 	}
-	json_t *wf = json_object_get(arg, "workflow"), *action = json_object_get(arg, "action");
-	if (!json_is_string(wf) || !json_is_string(action)) {
+	json_t *q = session_workflow_op(&k->claims, arg);
+	if (!q) {
 		ack(k, id, failure("bad_request", "workflow needs action and workflow"));
 		return;
 	}
-	json_t *roles = json_array();
-	for (size_t i = 0; i < k->claims.nroles; i++)
-		json_array_append_new(roles, json_string(k->claims.roles[i]));
-	json_t *q = json_pack("{s:s, s:O, s:O, s:s, s:o}", "op", "workflow_act", "action", action,
-			      "id", wf, "actor", k->claims.sub, "roles", roles);
-	const char *keys[] = { "comment", "version" };
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (json_object_get(arg, keys[i]))
-			json_object_set(q, keys[i], json_object_get(arg, keys[i]));
 	ask_hub(k, id, REQ_WORKFLOW, q);
 }
 
