@@ -67,8 +67,9 @@ static void test_definition_refused(void)
 		"{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"approvers\":{\"roles\":[\"\"]}}]}",
 		"{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"approvers\":{\"users\":[\"a b\"]}}]}",
 		"{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"approvers\":{\"users\":[\"u\"]},\"required\":2}]}",
-		"{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"approvers\":{\"roles\":[\"r\"]}},"
-		"{\"name\":\"a\",\"approvers\":{\"roles\":[\"r\"]}}]}",
+		/* two steps of one name */
+		("{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"approvers\":{\"roles\":[\"r\"]}},"
+		 "{\"name\":\"a\",\"approvers\":{\"roles\":[\"r\"]}}]}"),
 		"{\"name\":\"x\",\"steps\":[5]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
