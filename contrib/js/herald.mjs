@@ -402,6 +402,7 @@ class HeraldClient extends Emitter {
 		this._attempt = 0;
 		this._setState("connected", { clientId: this.clientId, user: this.user });
 		for (const [room, r] of this._rooms) {
+			r.retries = 0;
 			if (r.subs.size === 0 && !this._autoRooms.has(room))
 				continue;
 			if (r.resumedByAuth) {
@@ -419,7 +420,7 @@ class HeraldClient extends Emitter {
 		let r = this._rooms.get(room);
 		if (!r) {
 			r = { seq: 0, epoch: null, subs: new Set(), confirmed: false, since: null,
-			      resumedByAuth: false, waiters: [] };
+			      resumedByAuth: false, waiters: [], retries: 0 };
 			this._rooms.set(room, r);
 		}
 		return r;
@@ -432,9 +433,20 @@ class HeraldClient extends Emitter {
 			msg.since = { seq: r.seq, epoch: r.epoch };
 		else if (r.since)
 			msg.since = r.since;
+		const ws = this._ws;
 		this._request(msg, room).catch((e) => {
 			if (e.code === "disconnected" || e.code === "timeout" || e.code === "closed")
 				return;  /* the next connection subscribes again */
+			if (e.code === "unavailable") {
+				/* The server is reconnecting to its hub: ask again shortly. */
+				const delay = backoffDelay(r.retries++, this._backoffMin, this._backoffMax);
+				setTimeout(() => {
+					if (this._ws === ws && this.state === "connected" &&
+					    (r.subs.size > 0 || this._autoRooms.has(room)))
+						this._sendSubscribe(room, r);
+				}, delay);
+				return;
+			}
 			const waiters = r.waiters;
 			r.waiters = [];
 			for (const w of waiters)

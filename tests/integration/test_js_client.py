@@ -29,6 +29,7 @@ SCENARIOS = [
     "notifications arrive and read marks them",
     "resume after kicks and kill -9 of the worker, nothing lost or doubled",
     "resume across kill -9 of the hub while publishing",
+    "a subscribe answered unavailable while the hub is away is asked again",
     "a room that cannot be recovered says so, then goes on in order",
     "getToken is called again after close 4003 and the rooms resume",
     "token_expired is answered with a fresh token without reconnecting",
@@ -62,6 +63,7 @@ def node_env(h, tmp_path):
         "HERALD_JWT_SECRET": JWT_SECRET,
         "HERALD_WORKER_PIDS": json.dumps(h.worker_pid_by_slot()),
         "HERALD_HUB_PID": str(h.hub_pid()),
+        "HERALD_MASTER_PID": str(h.proc.pid),
         "HERALD_JS_CLASSIC": classic_build(tmp_path),
         "NODE_PATH": NODE_MODULES,
     }

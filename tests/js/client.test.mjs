@@ -148,6 +148,33 @@ test("resume across kill -9 of the hub while publishing", async () => {
 	}
 });
 
+test("a subscribe answered unavailable while the hub is away is asked again", async () => {
+	const room = uniq("race:away");
+	const c = client({ getToken: () => token(uniq("a")) });
+	try {
+		await connected(c);
+		const rec = recorder();
+		let sub;
+		/* A stopped master cannot restart the hub: it stays away meanwhile. */
+		process.kill(env.masterPid, "SIGSTOP");
+		try {
+			process.kill(env.hubPid, "SIGKILL");
+			await sleep(300);
+			sub = c.subscribe(room, rec);
+			await sleep(500);
+		} finally {
+			process.kill(env.masterPid, "SIGCONT");
+		}
+		await sub.ready;
+		await publishMany(room, 5);
+		await waitFor(() => rec.seen.length >= 5, 10000, "5 events");
+		assert.ok(contiguous(rec.seqs(), 1, 5), `seqs ${rec.seqs()}`);
+		assert.deepEqual(c.errors.map((e) => e.code), []);
+	} finally {
+		c.close();
+	}
+});
+
 /* A gate in front of ws: while shut, connections go to a closed port. */
 function gatedWebSocket() {
 	const gate = { open: true };

@@ -20,6 +20,7 @@ export const env = {
 	jwtSecret: process.env.HERALD_JWT_SECRET || "test-jwt-secret",
 	workers: JSON.parse(process.env.HERALD_WORKER_PIDS || "{}"),
 	hubPid: Number(process.env.HERALD_HUB_PID || 0),
+	masterPid: Number(process.env.HERALD_MASTER_PID || 0),
 };
 
 const b64url = (buf) => Buffer.from(buf).toString("base64url");
