@@ -14,6 +14,8 @@
 #include "log.h"
 #include "util.h"
 
+#define IPC_IDLE_BUF_MAX (1u << 20)  /* an empty input buffer larger than this is freed */
+
 /* ---- encoding ----------------------------------------------------------- */
 
 size_t ipc_begin(struct buf *out, uint16_t type)
@@ -197,6 +199,9 @@ static void chan_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if ((size_t)n < 65536 / 2)
 			break;
 	}
+	/* One large frame (a listing of every connection) leaves no big buffer behind. */
+	if (ch->in.len == 0 && ch->in.cap > IPC_IDLE_BUF_MAX)
+		buf_free(&ch->in);
 }
 
 static void chan_write_cb(struct ev_loop *loop, ev_io *w, int revents)
