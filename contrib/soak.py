@@ -10,20 +10,12 @@ checking that every seq follows the last one seen; a kick every --kick-every s;
 kill -9 of a worker every --kill-every s; the RSS of every herald process once
 a minute. Then SIGTERM (--stop), every acknowledged publish looked up with
 sqlite3, sanitizer logs read, a JSON summary printed (samples: WORKDIR/soak.json).
-herald's children leave with _exit(), which skips LeakSanitizer: --exit-shim
-builds a library to LD_PRELOAD that runs the leak check in _exit()."""
+In a sanitizer build, herald's children run LeakSanitizer's check as they
+stop, so --stop checks every process."""
 import argparse, asyncio, collections, glob, http.client, json, os, random, re
 import signal, subprocess, sys, threading, time
 import requests
 import websockets
-
-SHIM = r"""#include <unistd.h>
-#include <sys/syscall.h>
-extern void __lsan_do_leak_check(void) __attribute__((weak));
-void _exit(int status) { if (__lsan_do_leak_check) __lsan_do_leak_check();
-	syscall(SYS_exit_group, status); for (;;); }
-"""
-
 
 def read_conf(path):
     """The server keys (before the first [section])."""
@@ -372,17 +364,11 @@ def main():
             ("spare", str, "1", "worker slots never killed (comma list)"),
             ("base-minute", int, 5, "memory compared from this minute to the end"),
             ("bench", str, bench, "herald-bench"), ("workdir", str, "soak-out", "output"),
-            ("asan-logs", str, None, "glob of sanitizer log files"),
-            ("exit-shim", str, None, "only build the _exit() leak-check library there")]:
+            ("asan-logs", str, None, "glob of sanitizer log files")]:
         ap.add_argument("--" + name, type=kind, default=default, help=what)
     ap.add_argument("--heap-gdb", action="store_true", help="read a sanitizer build's live heap")
     ap.add_argument("--stop", action="store_true", help="SIGTERM the master at the end")
     a = ap.parse_args()
-    if a.exit_shim:
-        with open(a.exit_shim + ".c", "w") as f:
-            f.write(SHIM)
-        return subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", a.exit_shim,
-                               a.exit_shim + ".c"]).returncode
     if not a.config or not a.master:
         ap.error("-c and --master are needed")
     res = Soak(a).run()

@@ -582,7 +582,7 @@ static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("event=courier_stopping in_flight=%d", co.in_flight);
 	if (co.hub.ch.fd >= 0)
 		ipc_chan_flush(&co.hub.ch);
-	_exit(0);
+	proc_exit(0);
 }
 
 static void sigusr1_cb(struct ev_loop *loop, ev_signal *w, int revents)

@@ -488,7 +488,7 @@ static void shutdown_hub(void)
 	commit_and_flush();
 	store_close(hub.store);
 	log_info("event=hub_stopped published=%llu", (unsigned long long)hub.published);
-	_exit(0);
+	proc_exit(0);
 }
 
 static void sigterm_cb(struct ev_loop *loop, ev_signal *w, int revents)

@@ -12,6 +12,16 @@
 
 #include "ipc.h"
 #include "log.h"
+#ifdef __SANITIZE_ADDRESS__
+#define PROC_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PROC_LSAN 1
+#endif
+#endif
+#ifdef PROC_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
 #include "util.h"
 
 struct ev_loop *proc_child_init(const char *title)
@@ -52,6 +62,14 @@ void proc_expect_hello(int master_fd)
 	uint32_t version = ipc_get_u32(&r);
 	if (version != IPC_VERSION)
 		fatal("event=version_mismatch from=master version=%u want=%u", version, IPC_VERSION);
+}
+
+void proc_exit(int status)
+{
+#ifdef PROC_LSAN
+	__lsan_do_leak_check();
+#endif
+	_exit(status);
 }
 
 struct config *proc_reload(const struct proc_ctx *ctx, struct config *cur)

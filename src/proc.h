@@ -44,6 +44,11 @@ void proc_hub_link_start(struct proc_hub_link *l, struct ev_loop *loop, const ch
 			 uint32_t role, uint32_t slot, ipc_msg_fn on_msg, void (*on_up)(void),
 			 void (*on_lost)(void));
 
+/* Ends a child that stopped on purpose. Children leave with _exit (no atexit
+ * work of the master's image); in a sanitizer build the leak check, which
+ * would run at exit, runs here first. */
+void proc_exit(int status) __attribute__((noreturn));
+
 /* SIGHUP in a child: reads cur's file again. What needs a restart
  * (addresses, worker count, database) keeps its old value. Returns the new
  * configuration and frees cur unless it is the master's (ctx->cfg); on

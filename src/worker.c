@@ -273,7 +273,7 @@ static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (conn_count() == 0 || elapsed > (int64_t)(worker.cfg->shutdown_timeout - 1) * 1000) {
 		conn_flush_all();
 		log_info("event=worker_stopped open=%zu", conn_count());
-		_exit(0);
+		proc_exit(0);
 	}
 }
 
