@@ -802,19 +802,26 @@ static bool starts_with(const char *p, size_t n, const char *prefix)
 	return n >= k && memcmp(p, prefix, k) == 0;
 }
 
+/* Connected (welcome, or Socket.IO's CONNECT reply): subscribes, or is ready
+ * when there is nothing to subscribe to. */
+static void sub_subscribe(struct sub *s)
+{
+	if (!subs.subscribe) {
+		sub_ready(s);
+		return;
+	}
+	wsclient_queue(&s->ws, WS_OP_TEXT, subs.subscribe_msg, subs.subscribe_len);
+	s->state = SUB_SUBSCRIBING;
+	subs.subscribe_sent = mono_us();
+}
+
 /* Everything but events: rare, parsed properly. */
 static void sub_control(struct sub *s, const char *p, size_t n)
 {
 	if (starts_with(p, n, "{\"type\":\"welcome\"")) {
 		if (s->state != SUB_HANDSHAKE)
 			return;
-		if (!subs.subscribe) {
-			sub_ready(s);
-			return;
-		}
-		wsclient_queue(&s->ws, WS_OP_TEXT, subs.subscribe_msg, subs.subscribe_len);
-		s->state = SUB_SUBSCRIBING;
-		subs.subscribe_sent = mono_us();
+		sub_subscribe(s);
 		return;
 	}
 	if (!starts_with(p, n, "{\"type\":\"subscribed\"") && !starts_with(p, n, "{\"type\":\"error\""))
@@ -857,13 +864,7 @@ static void sub_control_sio(struct sub *s, const char *p, size_t n)
 	if (starts_with(p, n, "40")) {
 		if (s->state != SUB_CONNECTING)
 			return;
-		if (!subs.subscribe) {
-			sub_ready(s);
-			return;
-		}
-		wsclient_queue(&s->ws, WS_OP_TEXT, subs.subscribe_msg, subs.subscribe_len);
-		s->state = SUB_SUBSCRIBING;
-		subs.subscribe_sent = mono_us();
+		sub_subscribe(s);
 		return;
 	}
 	if (starts_with(p, n, "44")) {
