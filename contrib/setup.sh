@@ -7,10 +7,10 @@
 set -e
 
 PACKAGES="build-essential autoconf automake libtool-bin pkg-config \
-libev-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libjansson-dev \
+libev-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev \
 clang libclang-rt-14-dev valgrind sqlite3 \
 python3 python3-pytest python3-websockets python3-requests chromium \
-nginx openssl"
+nginx openssl redis-server"
 # Node.js may come from elsewhere than Debian; only its absence asks for Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 

@@ -27,6 +27,7 @@ enum config_type {
 	CONFIG_BOOL,
 	CONFIG_WORKERS,     /* "auto" or an integer */
 	CONFIG_DURABILITY,  /* normal | full */
+	CONFIG_ROLE,        /* primary | edge */
 	CONFIG_LOG_LEVEL,
 	CONFIG_ORIGINS,     /* list separated by commas or spaces */
 	CONFIG_RULE,        /* an acl rule */
@@ -112,6 +113,10 @@ static const struct config_key config_keys[] = {
 	KEY(webhook_breaker_failures, CONFIG_INT,        1, 1000000, "5"),
 	KEY(webhook_breaker_cooldown_ms, CONFIG_INT,     1, 86400000, "30000"),
 	KEY(webhook_secret_overlap,   CONFIG_INT,        0, 30 * 86400, "86400"),
+	KEY(cluster_redis,            CONFIG_STR_OPT,    0, 0, ""),
+	{ "node_role", CONFIG_ROLE, offsetof(struct config, node_edge), 0, 0, "primary" },
+	KEY(node_name,                CONFIG_STR_OPT,    0, 0, ""),
+	KEY(node_api_url,             CONFIG_STR_OPT,    0, 0, ""),
 };
 
 /* Keys of a [namespace NAME] section. subscribe has no default: a namespace
@@ -346,6 +351,13 @@ static int config_set(void *base, const struct config_key *k, const char *v,
 			return -1;
 		}
 		*(bool *)field = strcasecmp(v, "full") == 0;
+		return 0;
+	case CONFIG_ROLE:
+		if (strcasecmp(v, "primary") != 0 && strcasecmp(v, "edge") != 0) {
+			snprintf(msg, msglen, "bad value '%s' for %s: expected primary or edge", v, k->name);
+			return -1;
+		}
+		*(bool *)field = strcasecmp(v, "edge") == 0;
 		return 0;
 	case CONFIG_LOG_LEVEL:
 		/* Case-insensitive like every other word value here. */
@@ -629,6 +641,67 @@ static int config_env(struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* redis://HOST:PORT[/DB] into redis_host, redis_port and redis_db. */
+static int parse_redis_url(struct config *cfg, const char *url)
+{
+	const char *p = url;
+	if (strncmp(p, "redis://", 8) != 0)
+		return -1;
+	p += 8;
+	const char *colon = strchr(p, ':');
+	if (!colon || colon == p || colon - p > 255)
+		return -1;
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || port < 1 || port > 65535)
+		return -1;
+	long db = 0;
+	if (*end == '/') {
+		const char *d = end + 1;
+		db = strtol(d, &end, 10);
+		if (end == d || db < 0 || db > 1000)
+			return -1;
+	}
+	if (*end)
+		return -1;
+	cfg->redis_host = xstrndup(p, (size_t)(colon - p));
+	cfg->redis_port = (int)port;
+	cfg->redis_db = (int)db;
+	return 0;
+}
+
+/* The cluster keys (SPEC §15): a node name and the address of its admin
+ * API that other nodes use, both derived from the listeners unless set. */
+static int config_cluster(struct config *cfg, const char *where, char *err, size_t errlen)
+{
+	if (!cfg->cluster_redis) {
+		if (cfg->node_edge) {
+			snprintf(err, errlen, "%s: node_role = edge needs cluster_redis", where);
+			return -1;
+		}
+		return 0;
+	}
+	if (parse_redis_url(cfg, cfg->cluster_redis) < 0) {
+		snprintf(err, errlen, "%s: cluster_redis (%s) is not redis://HOST:PORT[/DB]", where,
+			 cfg->cluster_redis);
+		return -1;
+	}
+	if (!cfg->api_key) {
+		snprintf(err, errlen, "%s: cluster_redis needs api_key: nodes call each other's API with it",
+			 where);
+		return -1;
+	}
+	if (!cfg->node_name)
+		cfg->node_name = xstrdup(cfg->listen);
+	if (!cfg->node_api_url) {
+		size_t n = strlen(cfg->admin_listen) + 8;
+		cfg->node_api_url = xmalloc(n);
+		snprintf(cfg->node_api_url, n, "http://%s", cfg->admin_listen);
+	}
+	return 0;
+}
+
 /* Rules that span keys. */
 static int config_validate(struct config *cfg, char *err, size_t errlen)
 {
@@ -645,6 +718,8 @@ static int config_validate(struct config *cfg, char *err, size_t errlen)
 			 cfg->socketio_path);
 		return -1;
 	}
+	if (config_cluster(cfg, where, err, errlen) < 0)
+		return -1;
 	/* With SO_REUSEPORT, two listeners on one port would both bind and
 	 * share the traffic instead of failing: refuse that here. */
 	if (parse_hostport(cfg->listen, &a) == 0 && parse_hostport(cfg->admin_listen, &b) == 0 &&
@@ -711,6 +786,7 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->ns);
 	free(cfg->path);
+	free(cfg->redis_host);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

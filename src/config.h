@@ -85,6 +85,14 @@ struct config {
 	int webhook_breaker_cooldown_ms;/* how long it stays open before a probe */
 	int webhook_secret_overlap;     /* seconds the old secret still signs after a rotation */
 
+	/* scale-out (docs/scaling.md) */
+	char *cluster_redis;            /* "redis://HOST:PORT[/DB]" (NULL: standalone) */
+	bool node_edge;                 /* node_role = edge: a relay in the hub's place */
+	char *node_name;                /* resolved: default the client listener's host:port */
+	char *node_api_url;             /* resolved: default http:// + admin_listen */
+	char *redis_host;               /* parsed from cluster_redis */
+	int redis_port, redis_db;
+
 	struct ns_config *ns;
 	size_t nns;
 };

@@ -128,25 +128,7 @@ static void route(struct hub_room *r, int64_t seq, int64_t gpos, const char *eve
 	if (!r->workers)
 		return;
 	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_DELIVER);
-	ipc_put_cstr(&b, r->name);
-	ipc_put_u64(&b, (uint64_t)seq);
-	ipc_put_cstr(&b, r->epoch);
-	ipc_put_u64(&b, (uint64_t)gpos);
-	size_t pos_at = b.len;
-	for (int i = 0; i < 5; i++)
-		ipc_put_u32(&b, 0);
-	size_t len_at = b.len;
-	ipc_put_u32(&b, 0);
-	size_t start = b.len;
-	struct proto_event_pos pos;
-	proto_event_at(&b, r->name, seq, r->epoch, event, data, data_len, pl.ts, &pos);
-	uint32_t plen = (uint32_t)(b.len - start);
-	memcpy(b.data + len_at, &plen, 4);
-	uint32_t offs[5] = { (uint32_t)pos.event_off, (uint32_t)pos.event_len,
-			     (uint32_t)pos.data_off, (uint32_t)pos.data_len, (uint32_t)pos.ts_off };
-	memcpy(b.data + pos_at, offs, sizeof(offs));
-	ipc_end(&b, m);
+	proto_deliver_frame(&b, r->name, seq, r->epoch, gpos, event, data, data_len, pl.ts);
 	struct sbuf *frame = sbuf_from(b.data, b.len);
 	buf_free(&b);
 	for (int s = 0; s < HUB_MAX_LINKS; s++)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ipc.h"
 #include "util.h"
 
 void proto_event(struct buf *b, const char *room, int64_t seq, const char *epoch,
@@ -182,4 +183,29 @@ char *proto_id_dup(json_t *req)
 	if (!id || !(json_is_string(id) || json_is_integer(id) || json_is_real(id)))
 		return NULL;
 	return json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+void proto_deliver_frame(struct buf *b, const char *room, int64_t seq, const char *epoch,
+			 int64_t gpos, const char *event, const char *data, size_t data_len,
+			 const char *ts)
+{
+	size_t m = ipc_begin(b, IPC_DELIVER);
+	ipc_put_cstr(b, room);
+	ipc_put_u64(b, (uint64_t)seq);
+	ipc_put_cstr(b, epoch);
+	ipc_put_u64(b, (uint64_t)gpos);
+	size_t pos_at = b->len;
+	for (int i = 0; i < 5; i++)
+		ipc_put_u32(b, 0);
+	size_t len_at = b->len;
+	ipc_put_u32(b, 0);
+	size_t start = b->len;
+	struct proto_event_pos pos;
+	proto_event_at(b, room, seq, epoch, event, data, data_len, ts, &pos);
+	uint32_t plen = (uint32_t)(b->len - start);
+	memcpy(b->data + len_at, &plen, 4);
+	uint32_t offs[5] = { (uint32_t)pos.event_off, (uint32_t)pos.event_len,
+			     (uint32_t)pos.data_off, (uint32_t)pos.data_len, (uint32_t)pos.ts_off };
+	memcpy(b->data + pos_at, offs, sizeof(offs));
+	ipc_end(b, m);
 }

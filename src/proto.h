@@ -23,6 +23,12 @@ struct proto_event_pos {
 void proto_event_at(struct buf *b, const char *room, int64_t seq, const char *epoch,
 		    const char *event, const char *data, size_t data_len, const char *ts,
 		    struct proto_event_pos *pos);
+/* Appends the IPC_DELIVER frame (ipc.h) of a stored message: what the hub
+ * routes to workers and hands to Redis, and what a primary serves an edge
+ * that fills a gap. The event is encoded once, here, for every receiver. */
+void proto_deliver_frame(struct buf *b, const char *room, int64_t seq, const char *epoch,
+			 int64_t gpos, const char *event, const char *data, size_t data_len,
+			 const char *ts);
 
 /* Parses a JSON text of at most max_depth nesting into *out, with jansson's
  * decoding flags added to JSON_REJECT_DUPLICATES. Returns 0, or -1 with a

@@ -1,0 +1,50 @@
+/* cluster.h -- herald in Redis (docs/scaling.md): the names of its keys and
+ * a hiredis connection on a libev loop that comes back by itself. The
+ * primary's hub and an edge's relay hold these connections; nothing else in
+ * herald talks to Redis. */
+#ifndef HERALD_CLUSTER_H
+#define HERALD_CLUSTER_H
+
+#include <stdbool.h>
+#include <ev.h>
+#include <hiredis/async.h>
+
+#include "acl.h"
+#include "config.h"
+
+#define CLUSTER_RETRY 0.5           /* seconds between connection attempts */
+#define CLUSTER_KEY_MAX (ROOM_MAX + 32)
+
+/* Key names: the room's pub/sub channel, the room's stream, the primary's
+ * address, a node's figures, the set of node names, a node's users. */
+void cluster_key_room(char out[CLUSTER_KEY_MAX], const char *room);
+void cluster_key_log(char out[CLUSTER_KEY_MAX], const char *room);
+#define CLUSTER_KEY_PRIMARY "herald:primary"
+#define CLUSTER_KEY_NODES "herald:nodes"
+void cluster_key_node(char out[CLUSTER_KEY_MAX], const char *name);
+void cluster_key_users(char out[CLUSTER_KEY_MAX], const char *name);
+#define CLUSTER_ROOM_PREFIX "herald:room:"
+
+/* A connection to cluster_redis. It is "up" once connected and the database
+ * selected; when it drops, on_down is called and it reconnects every
+ * CLUSTER_RETRY seconds, calling on_up again each time it is back. Commands
+ * (redisAsyncCommand on ac) may only be sent while up. */
+struct cluster_link {
+	redisAsyncContext *ac;          /* NULL while down */
+	bool up;
+	const char *what;               /* for logs: "publisher", "subscriber", ... */
+	struct ev_loop *loop;
+	const struct config *cfg;
+	ev_timer retry;
+	void (*on_up)(struct cluster_link *l);
+	void (*on_down)(struct cluster_link *l);
+	void *data;
+};
+
+void cluster_link_open(struct cluster_link *l, struct ev_loop *loop, const struct config *cfg,
+		       const char *what, void (*on_up)(struct cluster_link *),
+		       void (*on_down)(struct cluster_link *), void *data);
+/* Stops reconnecting and closes (pending replies are called with NULL). */
+void cluster_link_close(struct cluster_link *l);
+
+#endif
