@@ -2,6 +2,8 @@
 #include "cluster.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <hiredis/adapters/libev.h>
 
 #include "log.h"
@@ -127,4 +129,55 @@ void cluster_link_close(struct cluster_link *l)
 		l->ac = NULL;
 	}
 	l->up = false;
+}
+
+/* ---- the cluster view -------------------------------------------------------------- */
+
+void cluster_node_beat(struct cluster_link *l, const char *name, json_t *figures)
+{
+	if (!l->up)
+		return;
+	char key[CLUSTER_KEY_MAX], users[CLUSTER_KEY_MAX];
+	cluster_key_node(key, name);
+	cluster_key_users(users, name);
+	size_t n = 2 + 2 * json_object_size(figures), i = 2;
+	const char **argv = calloc(n, sizeof(*argv));
+	size_t *lens = calloc(n, sizeof(*lens));
+	char **owned = calloc(n, sizeof(*owned));
+	if (!argv || !lens || !owned)
+		goto out;
+	argv[0] = "HSET";
+	argv[1] = key;
+	const char *field;
+	json_t *v;
+	json_object_foreach(figures, field, v) {
+		argv[i++] = field;
+		owned[i] = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		argv[i] = owned[i] ? owned[i] : json_string_value(v);
+		if (!argv[i])
+			argv[i] = "";
+		i++;
+	}
+	for (size_t k = 0; k < i; k++)
+		lens[k] = strlen(argv[k]);
+	if (i > 2)
+		redisAsyncCommandArgv(l->ac, NULL, NULL, (int)i, argv, lens);
+	redisAsyncCommand(l->ac, NULL, NULL, "EXPIRE %s %d", key, CLUSTER_NODE_TTL);
+	redisAsyncCommand(l->ac, NULL, NULL, "EXPIRE %s %d", users, CLUSTER_NODE_TTL);
+	redisAsyncCommand(l->ac, NULL, NULL, "SADD %s %s", CLUSTER_KEY_NODES, name);
+out:
+	for (size_t k = 0; owned && k < n; k++)
+		free(owned[k]);
+	free(owned);
+	free(lens);
+	free(argv);
+}
+
+void cluster_node_user(struct cluster_link *l, const char *name, const char *user, bool present)
+{
+	if (!l->up)
+		return;
+	char key[CLUSTER_KEY_MAX];
+	cluster_key_users(key, name);
+	redisAsyncCommand(l->ac, NULL, NULL, present ? "SADD %s %s" : "SREM %s %s", key, user);
 }

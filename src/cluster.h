@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <ev.h>
 #include <hiredis/async.h>
+#include <jansson.h>
 
 #include "acl.h"
 #include "config.h"
@@ -46,5 +47,17 @@ void cluster_link_open(struct cluster_link *l, struct ev_loop *loop, const struc
 		       void (*on_down)(struct cluster_link *), void *data);
 /* Stops reconnecting and closes (pending replies are called with NULL). */
 void cluster_link_close(struct cluster_link *l);
+
+/* ---- the cluster view -------------------------------------------------------------- */
+
+#define CLUSTER_BEAT 1.0            /* seconds between a node's heartbeats */
+#define CLUSTER_NODE_TTL 10         /* seconds a node stays in the view without one */
+
+/* Refreshes this node's entry: herald:node:{name} holds figures (an object of
+ * strings and numbers), and it and herald:users:{name} expire unless the next
+ * beat comes; the name joins herald:nodes. Nothing is sent while l is down. */
+void cluster_node_beat(struct cluster_link *l, const char *name, json_t *figures);
+/* A user's first connection on this node (present) or its last one gone. */
+void cluster_node_user(struct cluster_link *l, const char *name, const char *user, bool present);
 
 #endif
