@@ -2,7 +2,9 @@
  * the WebSocket endpoints /ws and (test-only) /echo. Admin listener: the
  * server API of SPEC §9 behind the API key, and /metrics. Calls that need
  * the whole picture (connections, rooms, publishing) go to the hub; history
- * and notifications are read here through the worker's read-only handle. */
+ * and notifications are read here through the worker's read-only handle (on
+ * an edge, which has no database, the primary answers them). A primary also
+ * serves its edges: /api/cluster/request and /api/cluster/frames. */
 #include "api.h"
 
 #include <stdio.h>
@@ -24,6 +26,7 @@
 
 #define HUB_STALE_MS 2000      /* hub figures older than this mean the hub is down */
 #define HISTORY_MAX 1000
+#define FRAMES_MAX 512         /* messages per /api/cluster/frames */
 
 struct route_req {
 	struct conn *c;
@@ -83,6 +86,18 @@ static void ask_hub(struct conn *c, json_t *q, worker_reply_fn fn)
 	if (worker_request(c, c->http_cur, s, strlen(s), fn) < 0)
 		respond_error(c, 503, "unavailable", "hub unavailable, retry");
 	free(s);
+}
+
+/* On an edge (no database), a route that reads it is answered by the primary:
+ * the relay makes the same request of the primary's API. True when it did. */
+static bool read_on_primary(struct route_req *r)
+{
+	if (worker.reader)
+		return false;
+	/* The target is visible ASCII (http.c), so valid JSON text. */
+	ask_hub(r->c, json_pack("{s:s, s:s, s:s%}", "op", "http", "method", "GET", "path",
+				r->req->target, r->req->target_len), hub_reply);
+	return true;
 }
 
 /* ---- health ------------------------------------------------------------------------- */
@@ -220,64 +235,51 @@ static bool segment(struct route_req *r, const char *p, size_t n, char *out, siz
 	return true;
 }
 
+/* Sends a publish to rooms (a JSON array) of q's event and idempotency_key,
+ * with the data of the body as written, once they are checked; the hub's
+ * reply is the response. */
+static void publish_send(struct route_req *r, json_t *q, json_t *rooms, bool from_client)
+{
+	const char *event = json_string_value(json_object_get(q, "event"));
+	json_t *idem = json_object_get(q, "idempotency_key");
+	const char *err = NULL;
+	if (!json_is_array(rooms) || json_array_size(rooms) == 0 || json_array_size(rooms) > 1000)
+		err = "rooms must be an array of 1..1000 room names";
+	else if (!event || !*event || strlen(event) > 128)
+		err = "event must be a string of 1..128 bytes";
+	else if (idem && (!json_is_string(idem) || json_string_length(idem) > 200))
+		err = "idempotency_key must be a string of at most 200 bytes";
+	size_t i;
+	json_t *v;
+	json_array_foreach(rooms, i, v) {
+		if (!err && (!json_is_string(v) || !acl_room_valid(json_string_value(v), json_string_length(v))))
+			err = "invalid room name";
+	}
+	size_t data_len;
+	const char *data = proto_data(r->body, r->len, &data_len);
+	if (err)
+		respond_error(r->c, 400, "bad_request", err);
+	else if (worker_publish(r->c, r->c->http_cur, hub_reply, rooms, event, data, data_len,
+				json_string_value(idem), from_client) < 0)
+		respond_error(r->c, 503, "unavailable", "hub unavailable, retry");
+}
+
 static void publish(struct route_req *r, bool broadcast)
 {
 	/* Integers beyond 64 bits are valid JSON: data is passed on as written. */
 	json_t *q = body_json(r, JSON_DECODE_INT_AS_REAL);
 	if (!q)
 		return;
-	const char *event = json_string_value(json_object_get(q, "event"));
-	json_t *room = json_object_get(q, "room"), *rooms = json_object_get(q, "rooms");
-	json_t *idem = json_object_get(q, "idempotency_key");
-	const char *err = NULL;
-	json_t *list = json_array();
-	if (broadcast)
-		json_array_append_new(list, json_string("global"));
-	else if (json_is_string(room))
-		json_array_append(list, room);
-	else if (json_is_array(rooms) && json_array_size(rooms) > 0 && json_array_size(rooms) <= 1000)
-		json_array_extend(list, rooms);
+	json_t *room = json_object_get(q, "room");
+	json_t *rooms = broadcast ? json_pack("[s]", "global")
+			: json_is_string(room) ? json_pack("[O]", room)
+			: json_incref(json_object_get(q, "rooms"));
+	if (json_is_array(rooms))
+		publish_send(r, q, rooms, false);
 	else
-		err = "room (string) or rooms (array of 1..1000) required";
-	if (!err && (!event || !*event || strlen(event) > 128))
-		err = "event must be a string of 1..128 bytes";
-	if (!err && idem && (!json_is_string(idem) || json_string_length(idem) > 200))
-		err = "idempotency_key must be a string of at most 200 bytes";
-	size_t i;
-	json_t *v;
-	json_array_foreach(list, i, v) {
-		if (!err && (!json_is_string(v) || !acl_room_valid(json_string_value(v), json_string_length(v))))
-			err = "invalid room name";
-	}
-	if (err) {
-		respond_error(r->c, 400, "bad_request", err);
-		json_decref(list);
-		json_decref(q);
-		return;
-	}
-	if (!worker.hub.up) {
-		respond_error(r->c, 503, "unavailable", "hub unavailable, retry");
-		json_decref(list);
-		json_decref(q);
-		return;
-	}
-	size_t data_len;
-	const char *data = proto_data(r->body, r->len, &data_len);
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_PUBLISH);
-	ipc_put_u64(&b, worker_expect_reply(r->c, r->c->http_cur, hub_reply));
-	ipc_put_u32(&b, (uint32_t)json_array_size(list));
-	json_array_foreach(list, i, v)
-		ipc_put_cstr(&b, json_string_value(v));
-	ipc_put_cstr(&b, event);
-	ipc_put_str(&b, data, data_len);
-	ipc_put_cstr(&b, json_string_value(idem));
-	ipc_put_u8(&b, 0);
-	ipc_end(&b, m);
-	worker_hub_send(&b);
-	buf_free(&b);
-	worker.stats.published++;
-	json_decref(list);
+		respond_error(r->c, 400, "bad_request",
+			      "room (string) or rooms (array of 1..1000) required");
+	json_decref(rooms);
 	json_decref(q);
 }
 
@@ -302,6 +304,8 @@ static long query_long(const struct http_request *req, const char *key, long def
 
 static void history(struct route_req *r, const char *room)
 {
+	if (read_on_primary(r))
+		return;
 	long since = query_long(r->req, "since", 0), limit = query_long(r->req, "limit", 100);
 	if (since < 0 || limit < 0) {
 		respond_error(r->c, 400, "bad_request", "since and limit must be non-negative integers");
@@ -361,6 +365,8 @@ static void rooms_route(struct route_req *r)
 
 static void notifications_list(struct route_req *r, const char *user)
 {
+	if (read_on_primary(r))
+		return;
 	char v[8];
 	bool unread = r->req->query &&
 		      http_query_param(r->req->query, r->req->query_len, "unread", v, sizeof(v)) > 0 &&
@@ -540,6 +546,8 @@ static void workflow_definitions(struct route_req *r)
 				hub_reply);
 		return;
 	}
+	if (read_on_primary(r))
+		return;
 	json_t *rows = store_workflow_defs(worker.reader);
 	if (!rows) {
 		respond_error(r->c, 500, "internal", "definitions unavailable");
@@ -559,6 +567,8 @@ static void workflow_definitions(struct route_req *r)
  * current step, from one read snapshot. */
 static void workflow_show(struct route_req *r, const char *id)
 {
+	if (read_on_primary(r))
+		return;
 	json_t *row = NULL, *history = NULL, *approvals = NULL;
 	int found = -1;
 	int64_t n = wfstate_id_parse(id);
@@ -593,6 +603,8 @@ static void workflow_show(struct route_req *r, const char *id)
 /* GET /api/workflows?status=&definition=&created_by=&limit=&before=, newest first. */
 static void workflows_list(struct route_req *r)
 {
+	if (read_on_primary(r))
+		return;
 	const struct http_request *req = r->req;
 	char status[32], definition[WFSTATE_NAME_MAX * 3 + 1], by[ROOM_MAX * 3 + 1], before[32];
 	struct store_workflow_filter f = { .limit = (int)query_long(req, "limit", 100) };
@@ -667,6 +679,101 @@ static void workflows_route(struct route_req *r)
 	} else {
 		respond_error(r->c, 404, "not_found", "no such route");
 	}
+}
+
+/* ---- cluster: what a primary serves its edges ----------------------------------------- */
+
+/* True on a primary. An edge, which has neither the hub nor the database these
+ * calls are for, answers 404. */
+static bool primary_only(struct route_req *r)
+{
+	if (worker.reader)
+		return true;
+	respond_error(r->c, 404, "not_found", "only the primary answers /api/cluster");
+	return false;
+}
+
+/* POST /api/cluster/request: an edge's upward traffic, as its relay sends it.
+ * A publish is sequenced here like any other; every other op goes to the hub
+ * as it came. The hub's reply is the response. */
+static void cluster_request(struct route_req *r)
+{
+	if (!primary_only(r))
+		return;
+	json_t *q = body_json(r, JSON_DECODE_INT_AS_REAL);
+	if (!q)
+		return;
+	const char *op = json_string_value(json_object_get(q, "op"));
+	if (!op)
+		respond_error(r->c, 400, "bad_request", "op (string) required");
+	else if (strcmp(op, "publish") == 0)
+		publish_send(r, q, json_object_get(q, "rooms"),
+			     json_is_true(json_object_get(q, "from_client")));
+	else if (worker_request(r->c, r->c->http_cur, r->body, r->len, hub_reply) < 0)
+		respond_error(r->c, 503, "unavailable", "hub unavailable, retry");
+	json_decref(q);
+}
+
+struct frames_ctx {
+	struct buf out;
+	const char *room, *epoch;
+};
+
+static int frame_row(const struct store_message *m, void *arg)
+{
+	struct frames_ctx *fc = arg;
+	proto_deliver_frame(&fc->out, fc->room, m->seq, fc->epoch, m->gpos, m->event, m->data,
+			    m->data_len, m->ts);
+	return 0;
+}
+
+/* GET /api/cluster/frames?room=&after=&limit=: the stored messages of room
+ * after seq `after`, as the IPC_DELIVER frames the hub routes, for a relay
+ * filling a gap its Redis stream no longer covers. The room's epoch and last
+ * seq are in headers (a room never published: "" and 0). */
+static void cluster_frames(struct route_req *r)
+{
+	if (!primary_only(r))
+		return;
+	const struct http_request *req = r->req;
+	char room[ROOM_MAX + 1];
+	long after = query_long(req, "after", 0), limit = query_long(req, "limit", FRAMES_MAX);
+	int n = req->query ? http_query_param(req->query, req->query_len, "room", room,
+					      sizeof(room)) : -1;
+	if (n <= 0 || !acl_room_valid(room, (size_t)n)) {
+		respond_error(r->c, 400, "bad_request", "invalid room name");
+		return;
+	}
+	if (after < 0 || limit < 1 || limit > FRAMES_MAX) {
+		respond_error(r->c, 400, "bad_request", "after must be a seq and limit 1..512");
+		return;
+	}
+	/* One read snapshot, so the messages and the headers agree. */
+	struct store_room sr = { 0 };
+	struct frames_ctx fc = { .room = room, .epoch = sr.epoch };
+	int found = -1;
+	if (store_begin(worker.reader) == 0) {
+		found = store_room_get(worker.reader, room, false, &sr);
+		if (found == 1 && store_history(worker.reader, room, after, (int)limit, frame_row,
+						&fc) < 0)
+			found = -1;
+		store_commit(worker.reader);
+	}
+	if (found < 0) {
+		buf_free(&fc.out);
+		respond_error(r->c, 500, "internal", "history unavailable");
+		return;
+	}
+	struct buf out = { 0 };
+	buf_printf(&out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+			 "Content-Length: %zu\r\nCache-Control: no-store\r\nX-Herald-Epoch: %s\r\n"
+			 "X-Herald-Last-Seq: %lld\r\n%s\r\n", fc.out.len, sr.epoch,
+		   (long long)sr.last_seq,
+		   conn_http_keep_alive(r->c) ? "" : "Connection: close\r\n");
+	buf_append(&out, fc.out.data, fc.out.len);
+	conn_http_reply(r->c, &out);
+	buf_free(&out);
+	buf_free(&fc.out);
 }
 
 /* Prometheus text from the hub's stats. */
@@ -788,6 +895,10 @@ static void api_route(struct route_req *r)
 		workflow_definitions(r);
 	} else if (IS("/workflows") || PREFIX("/workflows/")) {
 		workflows_route(r);
+	} else if (IS("/cluster/request") && post) {
+		cluster_request(r);
+	} else if (IS("/cluster/frames") && get) {
+		cluster_frames(r);
 	} else {
 		respond_error(r->c, 404, "not_found", "no such route");
 	}

@@ -281,6 +281,10 @@ static void stream_tick(struct ev_loop *loop, ev_timer *w, int revents)
 void dashboard_stream(struct conn *c, const struct http_request *req)
 {
 	char room[ROOM_MAX * 3 + 1] = "";
+	if (!worker.reader) {    /* an edge: the stream reads history from the database */
+		dashboard_fail(c, 404, "not_found", "the dashboard runs on the primary");
+		return;
+	}
 	if (req->query && http_query_param(req->query, req->query_len, "room", room, sizeof(room)) > 0 &&
 	    !acl_room_valid(room, strlen(room))) {
 		dashboard_fail(c, 400, "bad_request", "invalid room name");

@@ -4,8 +4,9 @@
  *
  * Replay: a subscription that starts from an earlier seq is "replaying":
  * live deliveries skip it, and it reads history from the database in chunks
- * until it reaches the room's last_seq. Every seq up to last_seq is committed
- * before the hub routes it, so the switch to live loses and doubles nothing. */
+ * (on an edge, which has none, it asks its relay for them) until it reaches
+ * the room's last_seq. Every seq up to last_seq is committed before the hub
+ * routes it, so the switch to live loses and doubles nothing. */
 #include "room.h"
 
 #include <stdio.h>
@@ -26,6 +27,7 @@
 
 #define REPLAY_CHUNK 512               /* rows per database read */
 #define REPLAY_QUEUE_LOW (256 * 1024)  /* read more when less than this is queued */
+#define FETCH_RETRY 1.0                /* edge: seconds before asking again after a failure */
 
 static struct map rooms;
 static struct sub *replaying;          /* subscriptions reading history */
@@ -51,8 +53,6 @@ static void hub_room_msg(uint16_t type, const char *name)
 	worker_hub_send(&b);
 	buf_free(&b);
 }
-
-/* ---- replay ------------------------------------------------------------------------ */
 
 /* ---- subscribers of either protocol ------------------------------------------------ */
 
@@ -85,6 +85,15 @@ static void sio_packet(struct buf *b, const char *room, const struct store_messa
 	buf_free(&ev);
 }
 
+/* The same for a delivered message: the packet every Socket.IO subscriber gets. */
+static void sio_msg_packet(struct buf *b, const char *room, const struct room_msg *m)
+{
+	char ts[UTIL_TS_LEN + 1];
+	snprintf(ts, sizeof(ts), "%.*s", UTIL_TS_LEN, m->ts);
+	siopkt_event(b, "/", m->event, m->event_len, room, m->seq, ts, m->data, m->data_len,
+		     worker.cfg->socketio_recovery ? m->gpos : -1);
+}
+
 static void replay_schedule(void)
 {
 	if (replaying && !ev_is_active(&replay_idle))
@@ -100,7 +109,7 @@ static void replay_add(struct sub *s)
 }
 
 /* A live subscription missed messages (they were committed while the hub
- * was away, or lost with it): it reads them from the database. Its client
+ * was away, or lost with it): it reads them from history. Its client
  * hears of it only if some are no longer there (session_subscribed). */
 static void catch_up(struct sub *s)
 {
@@ -126,48 +135,47 @@ struct replay_ctx {
 	bool paused;          /* the send queue filled up: go on later */
 };
 
+/* Queues one replayed message on s: text[0..len) is it in s's protocol.
+ * Returns non-zero to end the chunk: s's queue is full, or its client went. */
+static int replay_send(struct replay_ctx *rc, int64_t seq, const char *text, size_t len)
+{
+	struct sub *s = rc->sub;
+	if (seq != s->sent_seq + 1)
+		s->recovered = false;   /* pruned: the missing ones are gone */
+	struct sbuf *f = ws_frame_new(WS_OP_TEXT, text, len);
+	if (s->sio)
+		sio_deliver(s->sio, f, text, len);
+	else
+		conn_send(s->conn, f);
+	sbuf_unref(f);
+	s->sent_seq = seq;
+	s->replayed++;
+	rc->paused = sub_backlog(s) >= REPLAY_QUEUE_LOW;
+	return rc->paused || !sub_open(s);
+}
+
 static int replay_row(const struct store_message *m, void *arg)
 {
 	struct replay_ctx *rc = arg;
 	struct sub *s = rc->sub;
 	if (m->seq > s->room->last_seq)
 		return 1;        /* committed later than we know of: it comes live */
-	if (m->seq != s->sent_seq + 1)
-		s->recovered = false;   /* pruned: the missing ones are gone */
 	buf_reset(&rc->frame);
 	if (s->sio)
 		sio_packet(&rc->frame, s->room->name, m);
 	else
 		proto_event(&rc->frame, s->room->name, m->seq, s->room->epoch, m->event, m->data,
 			    m->data_len, m->ts);
-	struct sbuf *f = ws_frame_new(WS_OP_TEXT, rc->frame.data, rc->frame.len);
-	if (s->sio)
-		sio_deliver(s->sio, f, rc->frame.data, rc->frame.len);
-	else
-		conn_send(s->conn, f);
-	sbuf_unref(f);
-	s->sent_seq = m->seq;
-	s->replayed++;
-	rc->paused = sub_backlog(s) >= REPLAY_QUEUE_LOW;
-	return rc->paused || !sub_open(s);
+	return replay_send(rc, m->seq, rc->frame.data, rc->frame.len);
 }
 
-/* Reads one chunk for s. Returns true when s finished replaying. */
-static bool replay_step(struct sub *s)
+/* After a chunk of n messages (-1: the read failed): one that stopped short
+ * of last_seq without pausing means retention removed the rest, so s goes
+ * live from here on. Returns true when s finished replaying. */
+static bool replay_chunk_end(struct sub *s, int n, bool paused)
 {
-	struct replay_ctx rc = { .sub = s };
-	int n = 0;
-	if (s->sent_seq < s->room->last_seq) {
-		n = store_history(worker.reader, s->room->name, s->sent_seq, REPLAY_CHUNK, replay_row, &rc);
-		if (n < 0)
-			log_error("event=replay_failed room=%s error=\"%s\"", s->room->name,
-				  store_errmsg(worker.reader));
-	}
-	buf_free(&rc.frame);
-	if (n < 0 || (n < REPLAY_CHUNK && !rc.paused && s->sent_seq < s->room->last_seq)) {
-		/* Retention removed the end we wanted: live from here on. */
-		if (s->sent_seq < s->room->last_seq)
-			s->recovered = false;
+	if (n < REPLAY_CHUNK && !paused && s->sent_seq < s->room->last_seq) {
+		s->recovered = false;
 		s->sent_seq = s->room->last_seq;
 	}
 	if (s->sent_seq < s->room->last_seq)
@@ -177,26 +185,162 @@ static bool replay_step(struct sub *s)
 	return true;
 }
 
+/* ---- replay on an edge: history from the relay ------------------------------------ */
+
+/* A subscription's history request to the relay and, when it failed, the wait
+ * before the next. A subscription dropped while its request is out leaves it
+ * behind (sub NULL) for the reply to free. */
+struct replay_fetch {
+	struct sub *sub;
+	ev_timer retry;
+};
+
+static void fetch_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct replay_fetch *f = w->data;
+	f->sub->fetch = NULL;
+	free(f);
+	replay_schedule();
+}
+
+static void fetch_retry(struct replay_fetch *f)
+{
+	ev_timer_init(&f->retry, fetch_retry_cb, FETCH_RETRY, 0);
+	f->retry.data = f;
+	ev_timer_start(worker.loop, &f->retry);
+}
+
+/* s is going: a request out is left to its reply, a retry is called off. */
+static void fetch_cancel(struct replay_fetch *f)
+{
+	if (ev_is_active(&f->retry)) {
+		ev_timer_stop(worker.loop, &f->retry);
+		free(f);
+	} else {
+		f->sub = NULL;
+	}
+}
+
+/* Replays to s the IPC_DELIVER frames of a history reply, as replay_row does
+ * rows, each framed as its live delivery is. Returns -1 when one is malformed. */
+static int replay_frames(struct sub *s, const char *body, size_t len)
+{
+	struct replay_ctx rc = { .sub = s };
+	struct room *r = s->room;
+	int n = 0, stop = 0;
+	for (size_t off = 0; off < len && !stop;) {
+		char name[ROOM_MAX + 1], epoch[STORE_EPOCH_LEN + 1];
+		struct room_msg m;
+		struct ipc_reader rd;
+		uint16_t type;
+		const uint8_t *payload;
+		uint32_t plen;
+		long used = ipc_frame_next((const uint8_t *)body + off, len - off, &type, &payload,
+					   &plen);
+		if (used <= 0 || type != IPC_DELIVER)
+			goto fail;
+		off += (size_t)used;
+		ipc_reader_init(&rd, payload, plen);
+		if (!room_msg_decode(&rd, name, epoch, &m) || strcmp(name, r->name) != 0)
+			goto fail;
+		/* Another epoch: the room was reset and the rest of ours is gone.
+		 * Committed later than we know of: it comes live. */
+		if (strcmp(epoch, r->epoch) != 0 || m.seq > r->last_seq)
+			break;
+		n++;
+		if (m.seq <= s->sent_seq)
+			continue;
+		if (s->sio) {
+			buf_reset(&rc.frame);
+			sio_msg_packet(&rc.frame, r->name, &m);
+			stop = replay_send(&rc, m.seq, rc.frame.data, rc.frame.len);
+		} else {
+			stop = replay_send(&rc, m.seq, m.payload, m.len);
+		}
+	}
+	buf_free(&rc.frame);
+	replay_chunk_end(s, n, rc.paused);
+	return 0;
+fail:
+	log_warn("event=replay_frames_malformed room=%s", r->name);
+	buf_free(&rc.frame);
+	return -1;
+}
+
+static void fetch_reply(struct conn *c, uint64_t tag, int status, const char *body, size_t len)
+{
+	struct replay_fetch *f = (struct replay_fetch *)(uintptr_t)tag;
+	struct sub *s = f->sub;
+	if (!s) {
+		free(f);
+		return;
+	}
+	if (status != 200 || replay_frames(s, body, len) < 0) {
+		/* The relay logs an unreachable primary, once rather than per subscription. */
+		log_debug("event=replay_fetch_failed room=%s status=%d", s->room->name, status);
+		fetch_retry(f);
+		return;
+	}
+	s->fetch = NULL;
+	free(f);
+	replay_schedule();
+}
+
+/* Asks the relay, in the hub's place, for the next chunk of s's history. */
+static void fetch_start(struct sub *s)
+{
+	char q[ROOM_MAX + 96];
+	/* Valid room names need no escaping in JSON. */
+	int n = snprintf(q, sizeof(q), "{\"op\":\"history\",\"room\":\"%s\",\"after\":%lld,"
+			 "\"limit\":%d}", s->room->name, (long long)s->sent_seq, REPLAY_CHUNK);
+	struct replay_fetch *f = xcalloc(1, sizeof(*f));
+	f->sub = s;
+	s->fetch = f;
+	if (worker_request(NULL, (uint64_t)(uintptr_t)f, q, (size_t)n, fetch_reply) < 0)
+		fetch_retry(f);
+}
+
+/* ---- replay ------------------------------------------------------------------------ */
+
+/* Reads one chunk for s. Returns true when s finished replaying. */
+static bool replay_step(struct sub *s)
+{
+	if (!worker.reader && s->sent_seq < s->room->last_seq) {
+		fetch_start(s);
+		return false;
+	}
+	struct replay_ctx rc = { .sub = s };
+	int n = 0;
+	if (s->sent_seq < s->room->last_seq) {
+		n = store_history(worker.reader, s->room->name, s->sent_seq, REPLAY_CHUNK, replay_row, &rc);
+		if (n < 0)
+			log_error("event=replay_failed room=%s error=\"%s\"", s->room->name,
+				  store_errmsg(worker.reader));
+	}
+	buf_free(&rc.frame);
+	return replay_chunk_end(s, n, rc.paused);
+}
+
 static void replay_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-	bool progressed = false;
+	bool progressed = false, blocked = false;
 	struct sub *s = replaying, *next;
 	for (; s; s = next) {
 		next = s->replay_next;
-		if (!s->room->ready || !sub_open(s))
+		if (s->fetch)
+			continue;   /* its reply or its retry schedules us again */
+		if (!s->room->ready || !sub_open(s) || sub_backlog(s) >= REPLAY_QUEUE_LOW) {
+			blocked = true;   /* let the client read first */
 			continue;
-		if (sub_backlog(s) >= REPLAY_QUEUE_LOW)
-			continue;   /* let the client read first */
+		}
 		progressed = true;
 		replay_step(s);
 	}
-	if (!replaying) {
-		ev_idle_stop(loop, w);
-	} else if (!progressed) {
-		/* Everyone's queue is full: poll instead of spinning. */
-		ev_idle_stop(loop, w);
-		ev_timer_start(loop, &replay_wait);
-	}
+	if (progressed && replaying)
+		return;
+	ev_idle_stop(loop, w);
+	if (blocked)
+		ev_timer_start(loop, &replay_wait);   /* queues are full: poll, do not spin */
 }
 
 static void replay_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -223,10 +367,13 @@ static void sub_start(struct sub *s, const struct sub_since *since)
 		} else if (from > r->last_seq) {
 			/* Seen on another worker before the hub's delivery reached
 			 * this one: valid if committed, and the live stream skips
-			 * up to it. */
+			 * up to it. An edge has no database to check: a seq the
+			 * client was given elsewhere is committed, and one it made
+			 * up only costs it those messages. */
 			struct store_room sr;
-			if (store_room_get(worker.reader, r->name, false, &sr) != 1 ||
-			    from > sr.last_seq) {
+			if (worker.reader &&
+			    (store_room_get(worker.reader, r->name, false, &sr) != 1 ||
+			     from > sr.last_seq)) {
 				s->recovered = false;
 				from = r->last_seq;
 			}
@@ -328,6 +475,8 @@ void room_unsubscribe(struct sub *s)
 	struct room *r = s->room;
 	if (s->replaying)
 		replay_remove(s);
+	if (s->fetch)
+		fetch_cancel(s->fetch);
 	for (size_t i = 0; i < nwaiting; i++) {
 		if (waiting[i].sub == s) {
 			waiting[i] = waiting[--nwaiting];
@@ -379,6 +528,31 @@ void room_on_state(const char *name, const char *epoch, int64_t last_seq)
 	replay_schedule();
 }
 
+bool room_msg_decode(struct ipc_reader *r, char name[ROOM_MAX + 1],
+		     char epoch[STORE_EPOCH_LEN + 1], struct room_msg *m)
+{
+	uint32_t off[5];
+	ipc_get_str(r, name, ROOM_MAX + 1);
+	m->seq = (int64_t)ipc_get_u64(r);
+	ipc_get_str(r, epoch, STORE_EPOCH_LEN + 1);
+	m->epoch = epoch;
+	m->gpos = (int64_t)ipc_get_u64(r);
+	for (int i = 0; i < 5; i++)
+		off[i] = ipc_get_u32(r);
+	m->payload = ipc_get_bytes(r, &m->len);
+	/* The slices must lie inside the payload. */
+	if (!ipc_reader_done(r) || off[0] > m->len || off[1] > m->len - off[0] ||
+	    off[2] > m->len || off[3] > m->len - off[2] || off[4] > m->len ||
+	    UTIL_TS_LEN > m->len - off[4])
+		return false;
+	m->event = m->payload + off[0];
+	m->event_len = off[1];
+	m->data = m->payload + off[2];
+	m->data_len = off[3];
+	m->ts = m->payload + off[4];
+	return true;
+}
+
 void room_on_deliver(const char *name, const struct room_msg *m)
 {
 	int64_t seq = m->seq;
@@ -412,10 +586,7 @@ void room_on_deliver(const char *name, const struct room_msg *m)
 		s->sent_seq = seq;
 		if (s->sio) {
 			if (!sf) {
-				char ts[UTIL_TS_LEN + 1];
-				snprintf(ts, sizeof(ts), "%.*s", UTIL_TS_LEN, m->ts);
-				siopkt_event(&sp, "/", m->event, m->event_len, name, seq, ts, m->data,
-					     m->data_len, worker.cfg->socketio_recovery ? m->gpos : -1);
+				sio_msg_packet(&sp, name, m);
 				sf = ws_frame_new(WS_OP_TEXT, sp.data, sp.len);
 			}
 			sio_deliver(s->sio, sf, sp.data, sp.len);

@@ -1,15 +1,19 @@
 /* room.h -- a worker's local rooms: which of its connections are subscribed
- * to what, fan-out of the hub's deliveries, and replay from the database. */
+ * to what, fan-out of the hub's deliveries, and replay from the database (on
+ * an edge, from the history its relay serves). */
 #ifndef HERALD_ROOM_H
 #define HERALD_ROOM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "acl.h"
+#include "ipc.h"
 #include "store.h"
 
 struct conn;
 struct room;
+struct replay_fetch;
 struct sio_sock;
 
 /* One connection's subscription to one room. */
@@ -28,6 +32,7 @@ struct sub {
 	int64_t replayed;
 	char *req_id;            /* the subscribe's id (JSON text), or NULL */
 	struct sub *replay_next; /* on the list of subscriptions replaying */
+	struct replay_fetch *fetch;  /* edge: its history request or retry, or NULL */
 };
 
 struct room {
@@ -85,13 +90,19 @@ struct room_msg {
 	const char *ts;            /* UTIL_TS_LEN characters */
 };
 void room_on_deliver(const char *name, const struct room_msg *m);
+/* Decodes an IPC_DELIVER payload: a live delivery, or one of the frames that
+ * answer an edge's history request. m points into the payload, name and
+ * epoch receive the room and its epoch (m->epoch is epoch). False when it
+ * is malformed. */
+bool room_msg_decode(struct ipc_reader *r, char name[ROOM_MAX + 1],
+		     char epoch[STORE_EPOCH_LEN + 1], struct room_msg *m);
 /* The hub (re)connected: register every room again and catch up what was
  * committed but never delivered while it was away. */
 void room_rejoin_all(void);
 /* The hub went away: rooms wait for its return. */
 void room_hub_lost(void);
 
-/* Prepares the replay machinery (reads through worker.reader). */
+/* Prepares the replay machinery. */
 void room_init(void);
 
 #endif

@@ -424,25 +424,88 @@ static void auto_join(struct session *s, json_t *positions)
 	}
 }
 
-/* Appends ,"unread":N: the user's unread notifications (0 when anonymous). */
-static void put_unread(struct buf *b, const struct session *s)
+/* ---- welcome and authenticated ------------------------------------------------------ */
+
+/* welcome or authenticated, and what follows it: on an edge it waits for the
+ * user's unread count, which only the primary's database has. */
+struct greeting {
+	bool welcome;               /* welcome, else authenticated */
+	char *id;                   /* the auth's id (JSON text), or NULL */
+	bool start;                 /* then report the connection and join the automatic rooms */
+	json_t *positions;          /* where those start (the auth's rooms), or NULL */
+};
+
+static void greeting_free(struct greeting *g)
 {
-	int64_t unread = s->claims.sub ? store_unread_count(worker.reader, s->claims.sub) : 0;
-	buf_printf(b, ",\"unread\":%lld", (long long)MAX(unread, 0));
+	free(g->id);
+	json_decref(g->positions);
+	free(g);
 }
 
-static void send_welcome(struct session *s)
+/* Sends g with the user's unread notifications, then starts the session if it is to. */
+static void greet(struct session *s, struct greeting *g, int64_t unread)
 {
 	struct buf b = { 0 };
-	buf_printf(&b, "{\"type\":\"welcome\",\"client_id\":\"%llu\",\"user\":",
-		   (unsigned long long)s->conn->id);
-	put_user(&b, s);
-	buf_appends(&b, ",\"rooms\":");
-	put_rooms(&b, s, s->authenticated || worker.cfg->allow_anonymous);
-	buf_printf(&b, ",\"heartbeat\":%d", worker.cfg->ping_interval);
-	put_unread(&b, s);
-	buf_appends(&b, "}");
+	if (g->welcome) {
+		buf_printf(&b, "{\"type\":\"welcome\",\"client_id\":\"%llu\",\"user\":",
+			   (unsigned long long)s->conn->id);
+		put_user(&b, s);
+		buf_appends(&b, ",\"rooms\":");
+		put_rooms(&b, s, g->start);
+		buf_printf(&b, ",\"heartbeat\":%d", worker.cfg->ping_interval);
+	} else {
+		buf_appends(&b, "{\"type\":\"authenticated\",");
+		proto_put_id(&b, g->id);
+		buf_appends(&b, "\"user\":");
+		put_user(&b, s);
+		buf_appends(&b, ",\"rooms\":");
+		put_rooms(&b, s, g->start);
+	}
+	buf_printf(&b, ",\"unread\":%lld}", (long long)MAX(unread, 0));
 	send_buf(s->conn, &b);
+	if (g->start) {
+		report_open(s);
+		auto_join(s, g->positions);
+	}
+	greeting_free(g);
+}
+
+static void greeting_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+{
+	struct greeting *g = (struct greeting *)(uintptr_t)tag;
+	json_t *v = status == 200 ? json_loadb(json, len, 0, NULL) : NULL;
+	if (c && c->session)
+		greet(c->session, g, json_integer_value(json_object_get(v, "unread")));
+	else
+		greeting_free(g);
+	json_decref(v);
+}
+
+/* Greets at once with the count from the database (0 when anonymous). An edge
+ * asks the primary's API through its relay, and greets when the count comes
+ * (0 if it cannot have it, as when the database fails). */
+static void send_greeting(struct session *s, struct greeting *g)
+{
+	const char *user = s->claims.sub;
+	if (!user || worker.reader) {
+		greet(s, g, user ? store_unread_count(worker.reader, user) : 0);
+		return;
+	}
+	struct buf q = { 0 };
+	buf_appends(&q, "{\"op\":\"http\",\"method\":\"GET\",\"path\":\"/api/users/");
+	/* Percent-encoded, the id is a path segment and a JSON string alike. */
+	for (const char *p = user; *p; p++) {
+		char ch = *p;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-._~", ch))
+			buf_append(&q, p, 1);
+		else
+			buf_printf(&q, "%%%02X", (unsigned char)ch);
+	}
+	buf_appends(&q, "/notifications?unread=true&limit=1\"}");
+	if (worker_request(s->conn, (uint64_t)(uintptr_t)g, q.data, q.len, greeting_reply) < 0)
+		greet(s, g, 0);
+	buf_free(&q);
 }
 
 static void on_auth(struct session *s, json_t *msg, const char *id)
@@ -470,20 +533,11 @@ static void on_auth(struct session *s, json_t *msg, const char *id)
 	s->authenticated = true;
 	s->expired = false;
 	arm_expiry(s);
-	struct buf b = { 0 };
-	buf_appends(&b, "{\"type\":\"authenticated\",");
-	proto_put_id(&b, id);
-	buf_appends(&b, "\"user\":");
-	put_user(&b, s);
-	buf_appends(&b, ",\"rooms\":");
-	put_rooms(&b, s, first);
-	put_unread(&b, s);
-	buf_appends(&b, "}");
-	send_buf(s->conn, &b);
-	if (first) {
-		report_open(s);
-		auto_join(s, json_object_get(msg, "rooms"));
-	}
+	struct greeting *g = xcalloc(1, sizeof(*g));
+	g->id = id ? xstrdup(id) : NULL;
+	g->start = first;
+	g->positions = json_incref(json_object_get(msg, "rooms"));
+	send_greeting(s, g);
 }
 
 /* ---- publish and read -------------------------------------------------------------- */
@@ -523,26 +577,16 @@ static void on_publish(struct session *s, json_t *msg, const char *raw, size_t n
 		send_error(s->conn, id, err, "not allowed to publish here");
 		return;
 	}
-	if (!worker.hub.up) {
-		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
-		return;
-	}
 	size_t data_len;
 	const char *data = proto_data(raw, n, &data_len);
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_PUBLISH);
-	ipc_put_u64(&b, worker_expect_reply(s->conn, (uint64_t)(uintptr_t)(id ? xstrdup(id) : NULL),
-					    publish_reply));
-	ipc_put_u32(&b, 1);
-	ipc_put_cstr(&b, room);
-	ipc_put_cstr(&b, event);
-	ipc_put_str(&b, data, data_len);
-	ipc_put_cstr(&b, NULL);
-	ipc_put_u8(&b, 1);
-	ipc_end(&b, m);
-	worker_hub_send(&b);
-	buf_free(&b);
-	worker.stats.published++;
+	json_t *rooms = json_pack("[s]", room);
+	char *tag = id ? xstrdup(id) : NULL;
+	if (worker_publish(s->conn, (uint64_t)(uintptr_t)tag, publish_reply, rooms, event, data,
+			   data_len, NULL, true) < 0) {
+		free(tag);
+		send_error(s->conn, id, "unavailable", "hub unavailable, retry");
+	}
+	json_decref(rooms);
 }
 
 static void read_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
@@ -699,11 +743,10 @@ void session_open(struct conn *c, struct jwt_claims *claims)
 		ev_timer_set(&s->auth_timer, worker.cfg->auth_timeout, 0);
 		ev_timer_start(worker.loop, &s->auth_timer);
 	}
-	send_welcome(s);
-	if (s->authenticated || worker.cfg->allow_anonymous) {
-		report_open(s);
-		auto_join(s, NULL);
-	}
+	struct greeting *g = xcalloc(1, sizeof(*g));
+	g->welcome = true;
+	g->start = s->authenticated || worker.cfg->allow_anonymous;
+	send_greeting(s, g);
 }
 
 void session_message(struct conn *c, int opcode, const char *p, size_t n)

@@ -244,9 +244,16 @@ bool sio_is_open(const struct sio_sock *k)
 
 /* ---- persistence of sessions (recovery) ---------------------------------------------- */
 
+/* Recovery reads the database. An edge has none: its sockets connect
+ * unrecovered, as Socket.IO's do when it cannot recover, and store no session. */
+static bool recovery_on(void)
+{
+	return worker.cfg->socketio_recovery && worker.reader;
+}
+
 static void mark_dirty(struct sio_sock *k)
 {
-	if (!worker.cfg->socketio_recovery || !k->main)
+	if (!recovery_on() || !k->main)
 		return;
 	k->put_dirty = true;
 	if (k->dirty)
@@ -332,7 +339,7 @@ void sio_flush(void)
  * acknowledged once a recovery would bring it back). */
 static void ack_later(struct sio_sock *k, int64_t id, json_t *v)
 {
-	if (!worker.cfg->socketio_recovery || !k->main) {
+	if (!recovery_on() || !k->main) {
 		ack(k, id, v);
 		return;
 	}
@@ -572,25 +579,15 @@ static void on_publish(struct sio_sock *k, json_t *arg, int64_t id)
 		return;
 	}
 	json_t *data = json_object_get(arg, "data");
-	char *text = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *text = json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	json_t *rooms = json_pack("[s]", room);
 	struct req_tag *t = req_tag(k, id, REQ_PUBLISH);
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_PUBLISH);
-	ipc_put_u64(&b, worker_expect_reply(NULL, (uint64_t)(uintptr_t)t, hub_answer));
-	ipc_put_u32(&b, 1);
-	ipc_put_cstr(&b, room);
-	ipc_put_cstr(&b, event);
-	ipc_put_cstr(&b, text ? text : "null");
-	ipc_put_cstr(&b, NULL);
-	ipc_put_u8(&b, 1);
-	ipc_end(&b, m);
-	if (worker_hub_send(&b) < 0) {
-		/* The reply slot answers 503 when the link went; it never came up. */
+	if (worker_publish(NULL, (uint64_t)(uintptr_t)t, hub_answer, rooms, event, text,
+			   strlen(text), NULL, true) < 0) {
+		free(t);
 		ack(k, id, failure("unavailable", "hub unavailable, retry"));
-	} else {
-		worker.stats.published++;
 	}
-	buf_free(&b);
+	json_decref(rooms);
 	free(text);
 }
 
@@ -951,7 +948,7 @@ done:
 /* The CONNECT reply for "/", the registry, and (once) the auto-joined rooms. */
 static void connected(struct sio_sock *k, bool recovered)
 {
-	json_t *v = worker.cfg->socketio_recovery
+	json_t *v = recovery_on()
 			    ? json_pack("{s:s, s:s}", "sid", k->sid, "pid", k->pid)
 			    : json_pack("{s:s}", "sid", k->sid);
 	send_json(k, SIO_CONNECT, "/", -1, v);
@@ -996,7 +993,7 @@ static void connect_main(struct sio_sock *k, json_t *auth)
 		return;
 	}
 	const char *pid = json_string_value(json_object_get(auth, "pid"));
-	if (worker.cfg->socketio_recovery && pid && recover(k, pid, json_object_get(auth, "offset")))
+	if (recovery_on() && pid && recover(k, pid, json_object_get(auth, "offset")))
 		return;
 	random_id(k->sid);
 	random_id(k->pid);
@@ -1250,7 +1247,7 @@ static void sio_on_close(struct eio_session *es, const char *reason)
 	free(k->subs);
 	if (k->reported)
 		session_report_close(k->id);
-	if (k->main && worker.cfg->socketio_recovery) {
+	if (k->main && recovery_on()) {
 		/* The recovery window starts when the connection is lost. */
 		if (k->put_dirty)
 			put_session(k);
@@ -1312,7 +1309,7 @@ static void touch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	json_t *pids = json_array();
 	for (struct sio_sock *k = all_socks; k; k = k->next) {
-		if (k->main && worker.cfg->socketio_recovery)
+		if (k->main && recovery_on())
 			json_array_append_new(pids, json_string(k->pid));
 		if (json_array_size(pids) == 1000 || (!k->next && json_array_size(pids))) {
 			json_t *q = json_pack("{s:s, s:o}", "op", "sio_touch", "pids", pids);

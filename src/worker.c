@@ -74,6 +74,31 @@ int worker_request(struct conn *c, uint64_t tag, const char *json, size_t len,
 	return 0;
 }
 
+int worker_publish(struct conn *c, uint64_t tag, worker_reply_fn fn, json_t *rooms,
+		   const char *event, const char *data, size_t data_len, const char *idem_key,
+		   bool from_client)
+{
+	if (!worker.hub.up)
+		return -1;
+	struct buf b = { 0 };
+	size_t m = ipc_begin(&b, IPC_PUBLISH);
+	ipc_put_u64(&b, worker_expect_reply(c, tag, fn));
+	ipc_put_u32(&b, (uint32_t)json_array_size(rooms));
+	size_t i;
+	json_t *room;
+	json_array_foreach(rooms, i, room)
+		ipc_put_cstr(&b, json_string_value(room));
+	ipc_put_cstr(&b, event);
+	ipc_put_str(&b, data, data_len);
+	ipc_put_cstr(&b, idem_key);
+	ipc_put_u8(&b, from_client);
+	ipc_end(&b, m);
+	worker_hub_send(&b);
+	buf_free(&b);
+	worker.stats.published++;
+	return 0;
+}
+
 static void finish_request(uint64_t id, int status, const char *json, size_t len)
 {
 	struct pending_req *p = map_del_u64(&worker.pending, id);
@@ -101,27 +126,9 @@ static void hub_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		return;
 	}
 	case IPC_DELIVER: {
-		struct room_msg m = { 0 };
-		uint32_t off[5];
-		ipc_get_str(r, room, sizeof(room));
-		m.seq = (int64_t)ipc_get_u64(r);
-		ipc_get_str(r, epoch, sizeof(epoch));
-		m.epoch = epoch;
-		m.gpos = (int64_t)ipc_get_u64(r);
-		for (int i = 0; i < 5; i++)
-			off[i] = ipc_get_u32(r);
-		m.payload = ipc_get_bytes(r, &m.len);
-		/* The slices must lie inside the payload. */
-		if (!ipc_reader_done(r) || off[0] > m.len || off[1] > m.len - off[0] ||
-		    off[2] > m.len || off[3] > m.len - off[2] || off[4] > m.len ||
-		    UTIL_TS_LEN > m.len - off[4])
-			return;
-		m.event = m.payload + off[0];
-		m.event_len = off[1];
-		m.data = m.payload + off[2];
-		m.data_len = off[3];
-		m.ts = m.payload + off[4];
-		room_on_deliver(room, &m);
+		struct room_msg m;
+		if (room_msg_decode(r, room, epoch, &m))
+			room_on_deliver(room, &m);
 		return;
 	}
 	case IPC_REPLY: {
@@ -326,11 +333,13 @@ void worker_main(struct proc_ctx *ctx)
 		ev_io_start(loop, &worker.lio[i]);
 	}
 	ev_timer_init(&accept_pause, accept_resume_cb, ACCEPT_PAUSE, 0);
-	char err[256];
-	worker.reader = store_open(worker.cfg->database, true, false, err, sizeof(err));
-	if (!worker.reader)
-		fatal("event=database_failed mode=read_only path=%s error=\"%s\"",
-		      worker.cfg->database, err);
+	if (!worker.cfg->node_edge) {    /* an edge has no database */
+		char err[256];
+		worker.reader = store_open(worker.cfg->database, true, false, err, sizeof(err));
+		if (!worker.reader)
+			fatal("event=database_failed mode=read_only path=%s error=\"%s\"",
+			      worker.cfg->database, err);
+	}
 	room_init();
 	eio_init();
 	sio_init();

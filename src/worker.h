@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <ev.h>
+#include <jansson.h>
 
 #include "config.h"
 #include "ipc.h"
@@ -45,7 +46,8 @@ struct worker {
 	struct ipc_chan master;
 	struct proc_hub_link hub;
 
-	struct store *reader;      /* read-only database handle */
+	struct store *reader;      /* read-only database handle; NULL on an edge, which has
+	                              no database: its reads go to the primary */
 	struct map conns;          /* id -> struct conn */
 	struct map pending;        /* request id -> struct pending_req */
 	uint64_t next_req;
@@ -74,5 +76,11 @@ int worker_request(struct conn *c, uint64_t tag, const char *json, size_t len,
 		   worker_reply_fn fn);
 /* Allocates a request id for an IPC message that expects IPC_REPLY. */
 uint64_t worker_expect_reply(struct conn *c, uint64_t tag, worker_reply_fn fn);
+/* Sends IPC_PUBLISH: rooms (a JSON array of checked room names), event, data
+ * (JSON text, passed on as written) and idem_key (NULL: none); fn gets the
+ * hub's reply. Returns -1 (fn is never called) when the hub is down. */
+int worker_publish(struct conn *c, uint64_t tag, worker_reply_fn fn, json_t *rooms,
+		   const char *event, const char *data, size_t data_len, const char *idem_key,
+		   bool from_client);
 
 #endif
