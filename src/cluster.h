@@ -47,6 +47,8 @@ void cluster_link_open(struct cluster_link *l, struct ev_loop *loop, const struc
 		       void (*on_down)(struct cluster_link *), void *data);
 /* Stops reconnecting and closes (pending replies are called with NULL). */
 void cluster_link_close(struct cluster_link *l);
+/* Writes what is queued on l without waiting (before the process exits). */
+void cluster_link_flush(struct cluster_link *l);
 
 /* ---- the cluster view -------------------------------------------------------------- */
 
@@ -59,5 +61,20 @@ void cluster_link_close(struct cluster_link *l);
 void cluster_node_beat(struct cluster_link *l, const char *name, json_t *figures);
 /* A user's first connection on this node (present) or its last one gone. */
 void cluster_node_user(struct cluster_link *l, const char *name, const char *user, bool present);
+/* Replaces the node's set of users with users[0..n) (after the link came back:
+ * what changed while it was down is lost). */
+void cluster_node_users(struct cluster_link *l, const char *name, const char **users, size_t n);
+/* The primary tells the edges where its API is (herald:primary, refreshed every beat). */
+void cluster_primary_announce(struct cluster_link *l, const char *api_url);
+
+/* Reads the cluster view (every beat) for node self: the live nodes' figures
+ * and the count of distinct users over them; a node whose figures expired
+ * leaves herald:nodes. The last view read is kept; nothing is sent while l is
+ * down. self must outlive the read (a name from the configuration). */
+void cluster_view_refresh(struct cluster_link *l, const char *self);
+/* The last view read as {"nodes": [{name, figures...}], "totalConnections",
+ * "uniqueUsers"}, with this node's entry (self) replaced by its current
+ * figures. Returns a new reference; figures is not stolen. */
+json_t *cluster_view_json(const char *self, json_t *figures);
 
 #endif

@@ -220,18 +220,27 @@ static void print_json(FILE *fp, const char *s, size_t n)
 }
 
 /* Calls the API and prints the answer: on stdout when it succeeded (exit
- * status 0), on stderr when not (1). Takes body's reference. */
-static int api_print(const char *method, const char *path, json_t *body)
+ * status 0), then what more prints from it (when given); on stderr when not
+ * (1). Takes body's reference. */
+static int api_show(const char *method, const char *path, json_t *body, void (*more)(json_t *))
 {
 	struct buf out = { 0 };
 	int status = api_request(method, path, body, &out);
+	bool ok = status >= 200 && status < 300;
 	json_decref(body);
-	if (status >= 200 && status < 300)
-		print_json(stdout, out.data, out.len);
-	else if (status > 0)
-		print_json(stderr, out.data, out.len);
+	if (status > 0)
+		print_json(ok ? stdout : stderr, out.data, out.len);
+	json_t *v = ok && more ? json_loadb(out.data, out.len, 0, NULL) : NULL;
+	if (v)
+		more(v);
+	json_decref(v);
 	buf_free(&out);
-	return status >= 200 && status < 300 ? 0 : 1;
+	return ok ? 0 : 1;
+}
+
+static int api_print(const char *method, const char *path, json_t *body)
+{
+	return api_show(method, path, body, NULL);
 }
 
 /* ---- verbs: configuration and tokens --------------------------------------------- */
@@ -399,10 +408,39 @@ static int api_get(const char *prefix, const char *segment, const char *suffix,
 	return rc;
 }
 
+static const char *node_str(json_t *node, const char *key)
+{
+	const char *s = json_string_value(json_object_get(node, key));
+	return s ? s : "-";
+}
+
+/* In a cluster, its nodes as a table after the figures. */
+static void print_nodes(json_t *stats)
+{
+	json_t *cluster = json_object_get(stats, "cluster"), *n;
+	size_t i;
+	if (!cluster)
+		return;
+	printf("\n%-24s %-8s %11s %7s %7s %10s %-5s %7s  %s\n", "NODE", "ROLE", "CONNECTIONS",
+	       "ROOMS", "USERS", "DELIVERY/S", "LINK", "LAG", "API");
+	json_array_foreach(json_object_get(cluster, "nodes"), i, n)
+		printf("%-24s %-8s %11.0f %7.0f %7.0f %10.0f %-5s %7.0f  %s\n",
+		       node_str(n, "name"), node_str(n, "role"),
+		       json_number_value(json_object_get(n, "connections")),
+		       json_number_value(json_object_get(n, "rooms")),
+		       json_number_value(json_object_get(n, "users")),
+		       json_number_value(json_object_get(n, "deliveries_per_sec")),
+		       node_str(n, "link"), json_number_value(json_object_get(n, "lag")),
+		       node_str(n, "api"));
+	printf("total connections %lld, unique users %lld\n",
+	       (long long)json_integer_value(json_object_get(cluster, "totalConnections")),
+	       (long long)json_integer_value(json_object_get(cluster, "uniqueUsers")));
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	args_split(argc, argv, NULL, NULL, 0);
-	return api_get("/api/stats", NULL, NULL, NULL, NULL);
+	return api_show("GET", "/api/stats", NULL, print_nodes);
 }
 
 static int cmd_rooms(int argc, char **argv)

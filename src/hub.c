@@ -18,6 +18,7 @@
 #include "outbox.h"
 #include "pipeline.h"
 #include "proto.h"
+#include "publisher.h"
 #include "registry.h"
 #include "retention.h"
 #include "siostate.h"
@@ -25,6 +26,7 @@
 #include "workflow.h"
 
 #define STATUS_INTERVAL 0.25
+#define HEADS_MAX 10000         /* rooms one heads request may ask about */
 
 struct hub hub;
 
@@ -37,6 +39,10 @@ static struct {
 	ev_timer status_timer;
 	ev_signal sig_term, sig_usr1;
 	struct ipc_chan master;
+	/* in a cluster: the heartbeat, and the deliveries per second it measures */
+	ev_timer beat_timer;
+	int64_t beat_at;            /* mono ms */
+	json_int_t delivered, delivery_rate;
 } h;
 
 /* ---- rooms -------------------------------------------------------------------- */
@@ -186,21 +192,39 @@ static int rooms_each(int64_t id, const char *name, int64_t last_seq, void *arg)
 	return json_array_size(rc->arr) >= 10000;
 }
 
+/* One of the workers' figures, summed over them. */
+static json_int_t workers_sum(const char *figure)
+{
+	json_int_t sum = 0;
+	for (int s = 0; s < HUB_MAX_LINKS; s++)
+		if (hub.links[s] && hub.links[s]->stats)
+			sum += json_integer_value(json_object_get(hub.links[s]->stats, figure));
+	return sum;
+}
+
+/* This node's entry in the cluster view. */
+static json_t *node_figures(void)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "role", "primary",
+			 "api", hub.ctx->cfg->node_api_url,
+			 "connections", (json_int_t)registry_count(),
+			 "rooms", (json_int_t)registry_rooms(),
+			 "users", (json_int_t)registry_users(),
+			 "deliveries_per_sec", h.delivery_rate,
+			 "link", hub.redis.up ? "up" : "down",
+			 "lag", (json_int_t)publisher_lag(),
+			 "updated_ms", (json_int_t)now_ms());
+}
+
 static json_t *stats_json(void)
 {
 	json_t *workers = json_array();
-	json_int_t delivered = 0, slow = 0, limited = 0, handshakes = 0, evicted = 0;
-	for (int s = 0; s < HUB_MAX_LINKS; s++) {
-		struct link *l = hub.links[s];
-		if (!l || !l->stats)
-			continue;
-		json_array_append(workers, l->stats);
-		delivered += json_integer_value(json_object_get(l->stats, "delivered"));
-		slow += json_integer_value(json_object_get(l->stats, "slow_closed"));
-		limited += json_integer_value(json_object_get(l->stats, "rate_limited"));
-		handshakes += json_integer_value(json_object_get(l->stats, "handshakes"));
-		evicted += json_integer_value(json_object_get(l->stats, "handshakes_evicted"));
-	}
+	for (int s = 0; s < HUB_MAX_LINKS; s++)
+		if (hub.links[s] && hub.links[s]->stats)
+			json_array_append(workers, hub.links[s]->stats);
+	json_int_t delivered = workers_sum("delivered"), slow = workers_sum("slow_closed");
+	json_int_t limited = workers_sum("rate_limited"), handshakes = workers_sum("handshakes");
+	json_int_t evicted = workers_sum("handshakes_evicted");
 	json_t *st = json_pack("{s:I, s:I, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I}",
 			       "rooms", (json_int_t)registry_rooms(),
 			       "rooms_loaded", (json_int_t)hub.rooms.count,
@@ -214,7 +238,45 @@ static json_t *stats_json(void)
 	registry_stats(st);
 	outbox_stats(st);
 	workflow_stats(st);
+	publisher_stats(st);
+	if (hub.ctx->cfg->cluster_redis) {
+		json_t *fig = node_figures();
+		json_object_set_new(st, "cluster", cluster_view_json(hub.ctx->cfg->node_name, fig));
+		json_decref(fig);
+	}
 	return st;
+}
+
+/* Each room's epoch and last seq, for edges: from memory when it is loaded,
+ * else from the database. A room never published has epoch "" and seq 0,
+ * and asking leaves no trace of it. */
+static void heads_reply(struct link *l, uint64_t req, json_t *rooms)
+{
+	json_t *heads = json_object(), *v;
+	size_t i;
+	if (!json_is_array(rooms) || json_array_size(rooms) > HEADS_MAX)
+		goto bad;
+	json_array_foreach(rooms, i, v) {
+		const char *name = json_string_value(v);
+		if (!name)
+			goto bad;
+		struct hub_room *r = hub_room_find(name);
+		struct store_room sr = { .epoch = "" };
+		if (!r && store_room_get(hub.store, name, false, &sr) < 0) {
+			hub_reply_error(l, req, 503, "unavailable", "database unavailable");
+			goto fail;
+		}
+		const char *epoch = r ? r->epoch : sr.epoch;
+		int64_t seq = r ? r->last_seq : sr.last_seq;
+		json_object_set_new(heads, name, json_pack("{s:s, s:I}", "epoch", epoch, "seq",
+							   (json_int_t)seq));
+	}
+	hub_reply_json(l, req, 200, json_pack("{s:o}", "heads", heads));
+	return;
+bad:
+	hub_reply_error(l, req, 400, "bad_request", "rooms: an array of at most 10000 names");
+fail:
+	json_decref(heads);
 }
 
 static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
@@ -222,6 +284,8 @@ static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
 	const char *room = json_string_value(json_object_get(q, "room"));
 	if (strcmp(op, "stats") == 0) {
 		hub_reply_json(l, req, 200, stats_json());
+	} else if (strcmp(op, "heads") == 0) {
+		heads_reply(l, req, json_object_get(q, "rooms"));
 	} else if (strcmp(op, "rooms") == 0) {
 		struct rooms_ctx rc = { json_array(),
 					json_string_value(json_object_get(q, "prefix")) };
@@ -483,9 +547,52 @@ static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	sbuf_unref(frame);
 }
 
+/* ---- the cluster (docs/scaling.md) --------------------------------------------- */
+
+/* Refreshes this node's entry and the primary's address, and reads the view
+ * back for the stats. */
+static void beat(void)
+{
+	json_int_t delivered = workers_sum("delivered");
+	int64_t now = mono_ms();
+	/* A restarted worker counts from 0 again. */
+	if (h.beat_at)
+		h.delivery_rate = MAX(delivered - h.delivered, 0) * 1000 / MAX(now - h.beat_at, 1);
+	h.delivered = delivered;
+	h.beat_at = now;
+	json_t *fig = node_figures();
+	cluster_node_beat(&hub.redis, hub.ctx->cfg->node_name, fig);
+	json_decref(fig);
+	cluster_primary_announce(&hub.redis, hub.ctx->cfg->node_api_url);
+	cluster_view_refresh(&hub.redis, hub.ctx->cfg->node_name);
+}
+
+static void beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	beat();
+}
+
+static void redis_up(struct cluster_link *l)
+{
+	publisher_resend();
+	registry_cluster_users();
+	beat();
+}
+
+/* The cluster's identity and address are the start-up configuration's (a
+ * reload does not change them). */
+static void cluster_start(void)
+{
+	cluster_link_open(&hub.redis, hub.loop, hub.ctx->cfg, "hub", redis_up, NULL, NULL);
+	publisher_start();
+	ev_timer_init(&h.beat_timer, beat_cb, CLUSTER_BEAT, CLUSTER_BEAT);
+	ev_timer_start(hub.loop, &h.beat_timer);
+}
+
 static void shutdown_hub(void)
 {
 	commit_and_flush();
+	cluster_link_flush(&hub.redis);
 	store_close(hub.store);
 	log_info("event=hub_stopped published=%llu", (unsigned long long)hub.published);
 	proc_exit(0);
@@ -543,6 +650,8 @@ void hub_main(struct proc_ctx *ctx)
 	ev_timer_start(loop, &h.status_timer);
 	retention_start();
 	outbox_start();
+	if (ctx->cfg->cluster_redis)
+		cluster_start();
 	ev_signal_init(&h.sig_term, sigterm_cb, SIGTERM);
 	ev_signal_start(loop, &h.sig_term);
 	ev_signal_init(&h.sig_usr1, sigusr1_cb, SIGUSR1);

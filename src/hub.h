@@ -9,7 +9,8 @@
  *   notify.c     stored notifications and their read state
  *   outbox.c     webhook endpoints and the deliveries each message creates
  *   workflow.c   approval workflows: definitions, instances, transitions
- *   retention.c  pruning history and freeing idle rooms */
+ *   retention.c  pruning history and freeing idle rooms
+ *   publisher.c  in a cluster, committed messages handed to Redis */
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H
 
@@ -18,6 +19,7 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "cluster.h"
 #include "ipc.h"
 #include "map.h"
 #include "proc.h"
@@ -76,6 +78,7 @@ struct hub {
 	uint64_t duplicates;
 	uint64_t commits;
 	int64_t gpos;                       /* the last global position handed out */
+	struct cluster_link redis;          /* cluster_redis; unused when standalone */
 };
 
 extern struct hub hub;

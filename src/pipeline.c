@@ -12,6 +12,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "proto.h"
+#include "publisher.h"
 #include "util.h"
 
 enum pub_state {
@@ -117,15 +118,16 @@ static void pub_answer(struct pub *p)
 	buf_free(&b);
 }
 
-/* Sends one committed message to every interested worker: the frame is
- * encoded once and the same bytes are queued on each worker's channel. With
- * it go its global position and where its event name, data and time are in
- * it, from which workers build the Socket.IO frame without parsing JSON. */
+/* Sends one committed message to every interested worker, and in a cluster
+ * to Redis: the frame is encoded once and the same bytes are queued on each
+ * worker's channel. With it go its global position and where its event
+ * name, data and time are in it, from which workers build the Socket.IO
+ * frame without parsing JSON. */
 static void route(struct hub_room *r, int64_t seq, int64_t gpos, const char *event,
 		  const char *data, size_t data_len)
 {
 	hub.published++;
-	if (!r->workers)
+	if (!r->workers && !publisher_on())
 		return;
 	struct buf b = { 0 };
 	proto_deliver_frame(&b, r->name, seq, r->epoch, gpos, event, data, data_len, pl.ts);
@@ -134,6 +136,8 @@ static void route(struct hub_room *r, int64_t seq, int64_t gpos, const char *eve
 	for (int s = 0; s < HUB_MAX_LINKS; s++)
 		if ((r->workers >> s & 1) && hub.links[s])
 			ipc_chan_send_shared(&hub.links[s]->ch, frame);
+	if (publisher_on())
+		publisher_message(r->name, seq, frame);
 	sbuf_unref(frame);
 }
 

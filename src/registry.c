@@ -8,6 +8,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "map.h"
 #include "proto.h"
@@ -27,6 +28,7 @@ struct hub_conn {
 
 static struct map conns;           /* id -> hub_conn */
 static struct map counts;          /* see count_add */
+static size_t users;               /* distinct users connected */
 /* Subscribers per room name, over all workers. Kept by name, so a room that
  * has had no message yet costs the hub no room of its own. */
 static struct map room_subs;
@@ -42,6 +44,18 @@ static intptr_t count_add(char kind, const char *name, int delta)
 		map_put(&counts, key, len, (void *)v);
 	else
 		map_del(&counts, key, len);
+	return v;
+}
+
+/* A user's connections went up or down by one: its first and its last one
+ * change the users of this node, in the cluster view too. */
+static intptr_t user_add(const char *user, int delta)
+{
+	intptr_t v = count_add('u', user, delta);
+	if ((delta > 0 && v == 1) || (delta < 0 && v == 0)) {
+		users += (size_t)delta;
+		cluster_node_user(&hub.redis, hub.ctx->cfg->node_name, user, delta > 0);
+	}
 	return v;
 }
 
@@ -93,7 +107,7 @@ static void conn_drop(struct hub_conn *hc)
 	while (hc->nrooms)
 		conn_room(hc, hc->rooms[hc->nrooms - 1], false);
 	if (hc->user)
-		count_add('u', hc->user, -1);
+		user_add(hc->user, -1);
 	count_add('a', hc->addr, -1);
 	map_del_u64(&conns, hc->id);
 	free(hc->rooms);
@@ -116,7 +130,7 @@ void registry_open(struct link *l, struct ipc_reader *r)
 		/* Known already (an anonymous connection authenticated): it keeps
 		 * its rooms and only gains a user. */
 		if (hc->user)
-			count_add('u', hc->user, -1);
+			user_add(hc->user, -1);
 		free(hc->user);
 	} else {
 		hc = xcalloc(1, sizeof(*hc));
@@ -129,7 +143,7 @@ void registry_open(struct link *l, struct ipc_reader *r)
 	}
 	hc->user = user[0] ? xstrdup(user) : NULL;
 	/* Limits over all workers: the newest connection over a cap is closed. */
-	intptr_t per_user = hc->user ? count_add('u', hc->user, 1) : 0;
+	intptr_t per_user = hc->user ? user_add(hc->user, 1) : 0;
 	if (per_addr > hub.cfg->max_connections_per_ip)
 		send_kick(l->slot, id, WS_CLOSE_POLICY, "too many connections from this address");
 	else if (per_user > hub.cfg->max_connections_per_user)
@@ -161,6 +175,24 @@ size_t registry_subscribers(const char *room)
 size_t registry_rooms(void)
 {
 	return room_subs.count;
+}
+
+size_t registry_users(void)
+{
+	return users;
+}
+
+void registry_cluster_users(void)
+{
+	const char **names = xcalloc(users + 1, sizeof(*names));
+	size_t n = 0;
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&counts, &it)))
+		if (e->key[0] == 'u')
+			names[n++] = e->key + 1;
+	cluster_node_users(&hub.redis, hub.ctx->cfg->node_name, names, n);
+	free(names);
 }
 
 void registry_link_lost(struct link *l)

@@ -16,10 +16,16 @@ void registry_room(struct ipc_reader *r);
 /* A worker went away, and its connections with it. */
 void registry_link_lost(struct link *l);
 
-/* Connections over all workers; subscribers of a room; rooms with any. */
+/* Connections over all workers; subscribers of a room; rooms with any;
+ * distinct users connected. */
 size_t registry_count(void);
 size_t registry_subscribers(const char *room);
 size_t registry_rooms(void);
+size_t registry_users(void);
+
+/* Sends the connected users, whole, to this node's entry in the cluster view
+ * (when the Redis link is back: what changed while it was down was lost). */
+void registry_cluster_users(void);
 
 /* Adds connections, unique_users, anonymous and user_connections to stats. */
 void registry_stats(json_t *stats);

@@ -344,6 +344,142 @@ def shared_herald(tmp_path_factory):
         h.stop()
 
 
+# ---- Redis (scale-out) ---------------------------------------------------------------
+
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
+
+
+class RespError(Exception):
+    """An error reply from Redis."""
+
+
+class Resp:
+    """A minimal RESP2 client over a plain socket: call() sends a command and
+    returns its reply (bytes, int, list or None; an error reply raises
+    RespError); read() returns the next reply (pub/sub messages)."""
+
+    def __init__(self, port, timeout=5):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                self.buf += chunk
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ValueError(f"bad RESP line {line!r}")
+
+
+class RedisServer:
+    """A redis-server of our own on a free loopback port, persistence off,
+    stopped by its PID. start() again after kill() reuses the port."""
+
+    def __init__(self, tmpdir):
+        self.dir = str(tmpdir)
+        self.port = free_ports(1)[0]
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self, timeout=10):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", self.dir],
+                                     stdout=self.log, stderr=self.log, start_new_session=True)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if self.call("PING") == b"PONG":
+                    return self
+            except (OSError, RespError):
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+
+    def call(self, *args):
+        """One command on a connection of its own."""
+        r = Resp(self.port)
+        try:
+            return r.call(*args)
+        finally:
+            r.close()
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        """kill -9: whatever it held is gone."""
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+            self.log.close()
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running redis-server (the test is skipped when there is none)."""
+    if not os.access(REDIS_SERVER, os.X_OK):
+        pytest.skip(f"no {REDIS_SERVER}")
+    d = tmp_path / "redis"
+    d.mkdir()
+    r = RedisServer(d)
+    try:
+        yield r.start()
+    finally:
+        r.stop()
+
+
 # ---- a synchronous client of the herald protocol ---------------------------------
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
