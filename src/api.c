@@ -777,6 +777,55 @@ static void cluster_frames(struct route_req *r)
 }
 
 /* Prometheus text from the hub's stats. */
+/* Appends s as a label value: \\, " and newlines escaped (node names are free text). */
+static void metrics_label(struct buf *b, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			buf_appends(b, "\\n");
+		else
+			buf_append(b, s, 1);
+	}
+}
+
+/* The cluster view (docs/scaling.md): totals, and each node's figures labelled
+ * with its name and role. Nothing in a standalone node's stats. */
+static void metrics_cluster(struct buf *b, json_t *v)
+{
+	json_t *cl = json_object_get(v, "cluster");
+	if (!cl)
+		return;
+	buf_printf(b, "# HELP herald_cluster_dropped_total Messages dropped from the queue to Redis\n"
+		      "# TYPE herald_cluster_dropped_total counter\nherald_cluster_dropped_total %lld\n"
+		      "# HELP herald_cluster_connections Client connections on every node\n"
+		      "# TYPE herald_cluster_connections gauge\nherald_cluster_connections %lld\n"
+		      "# HELP herald_cluster_unique_users Distinct users connected over every node\n"
+		      "# TYPE herald_cluster_unique_users gauge\nherald_cluster_unique_users %lld\n",
+		   (long long)json_integer_value(json_object_get(v, "cluster_dropped")),
+		   (long long)json_integer_value(json_object_get(cl, "totalConnections")),
+		   (long long)json_integer_value(json_object_get(cl, "uniqueUsers")));
+	static const char *const figures[] = { "connections", "rooms", "users",
+					       "deliveries_per_sec", "lag", "link_up" };
+	for (size_t f = 0; f < ARRAY_SIZE(figures); f++) {
+		buf_printf(b, "# HELP herald_cluster_node_%s Per node: %s\n"
+			      "# TYPE herald_cluster_node_%s gauge\n", figures[f], figures[f], figures[f]);
+		size_t i;
+		json_t *node;
+		json_array_foreach(json_object_get(cl, "nodes"), i, node) {
+			long long val = strcmp(figures[f], "link_up") == 0
+				? strcmp(json_string_value(json_object_get(node, "link")) ?: "", "up") == 0
+				: (long long)json_integer_value(json_object_get(node, figures[f]));
+			buf_printf(b, "herald_cluster_node_%s{node=\"", figures[f]);
+			metrics_label(b, json_string_value(json_object_get(node, "name")));
+			buf_appends(b, "\",role=\"");
+			metrics_label(b, json_string_value(json_object_get(node, "role")));
+			buf_printf(b, "\"} %lld\n", val);
+		}
+	}
+}
+
 static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
 {
 	if (!resume(c, tag))
@@ -838,6 +887,7 @@ static void metrics_reply(struct conn *c, uint64_t tag, int status, const char *
 	json_object_foreach(json_object_get(wf, "by_status"), st, count)
 		buf_printf(&b, "herald_workflows{status=\"%s\"} %lld\n", st,
 			   (long long)json_integer_value(count));
+	metrics_cluster(&b, v);
 	respond(c, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_free(&b);
 	json_decref(v);
