@@ -15,9 +15,9 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include <curl/curl.h>
 #include <jansson.h>
 
+#include "curlev.h"
 #include "ipc.h"
 #include "log.h"
 #include "map.h"
@@ -57,11 +57,6 @@ struct attempt {
 	char curl_error[CURL_ERROR_SIZE];
 };
 
-/* A socket libcurl asked us to watch. */
-struct sock {
-	ev_io io;
-};
-
 static struct {
 	struct proc_ctx *ctx;
 	struct config *cfg;
@@ -69,11 +64,11 @@ static struct {
 	struct store *reader;
 	struct ipc_chan master;
 	struct proc_hub_link hub;
-	ev_timer stats_timer, scan_timer, curl_timer;
+	ev_timer stats_timer, scan_timer;
 	ev_prepare scan_watcher;
 	ev_signal sig_term, sig_usr1;
 	bool scan_wanted;
-	CURLM *multi;
+	struct curlev curl;
 	CURL **idle;                /* finished handles, reset for the next attempt */
 	size_t nidle, idle_cap;
 	struct endpoint *endpoints;
@@ -351,50 +346,41 @@ static void send_due(void *arg, int64_t delivery, int attempts, const char *body
 	co.in_flight++;
 	co.sent++;
 	f->room--;
-	curl_multi_add_handle(co.multi, h);
+	curl_multi_add_handle(co.curl.multi, h);
 }
 
-/* Finished transfers become results. */
-static void collect_done(void)
+/* A finished transfer becomes a result. */
+static void attempt_done(CURL *h, CURLcode code)
 {
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(co.multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		CURL *h = msg->easy_handle;
-		CURLcode code = msg->data.result;
-		struct attempt *a;
-		long status = 0;
-		curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&a);
-		if (code == CURLE_OK)
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		curl_multi_remove_handle(co.multi, h);
-		curl_easy_reset(h);
-		xgrow(&co.idle, &co.idle_cap, co.nidle + 1, sizeof(*co.idle));
-		co.idle[co.nidle++] = h;
-		a->easy = NULL;
-		a->status = (uint32_t)status;
-		a->duration_ms = (uint32_t)MAX(0, now_ms() - a->started_ms);
-		if (code != CURLE_OK)
-			snprintf(a->error, sizeof(a->error), "%s",
-				 *a->curl_error ? a->curl_error : curl_easy_strerror(code));
-		else if (status < 200 || status >= 300)
-			snprintf(a->error, sizeof(a->error), "HTTP %ld", status);
-		if (status >= 200 && status < 300)
-			co.succeeded++;
-		else
-			co.failed++;
-		co.in_flight--;
-		struct endpoint *e = endpoint_find(a->endpoint);
-		if (e)
-			e->in_flight--;
-		log_debug("event=webhook_attempt delivery=%lld endpoint=%s attempt=%u status=%u "
-			  "ms=%u error=\"%s\"", (long long)a->delivery, a->endpoint, a->attempts + 1,
-			  a->status, a->duration_ms, a->error);
-		report(a);
-		scan_soon();
-	}
+	struct attempt *a;
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&a);
+	if (code == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_reset(h);
+	xgrow(&co.idle, &co.idle_cap, co.nidle + 1, sizeof(*co.idle));
+	co.idle[co.nidle++] = h;
+	a->easy = NULL;
+	a->status = (uint32_t)status;
+	a->duration_ms = (uint32_t)MAX(0, now_ms() - a->started_ms);
+	if (code != CURLE_OK)
+		snprintf(a->error, sizeof(a->error), "%s",
+			 *a->curl_error ? a->curl_error : curl_easy_strerror(code));
+	else if (status < 200 || status >= 300)
+		snprintf(a->error, sizeof(a->error), "HTTP %ld", status);
+	if (status >= 200 && status < 300)
+		co.succeeded++;
+	else
+		co.failed++;
+	co.in_flight--;
+	struct endpoint *e = endpoint_find(a->endpoint);
+	if (e)
+		e->in_flight--;
+	log_debug("event=webhook_attempt delivery=%lld endpoint=%s attempt=%u status=%u "
+		  "ms=%u error=\"%s\"", (long long)a->delivery, a->endpoint, a->attempts + 1,
+		  a->status, a->duration_ms, a->error);
+	report(a);
+	scan_soon();
 }
 
 /* Sends what is due on every endpoint that has room, and sets the timer for
@@ -425,56 +411,6 @@ static void scan(void)
 	ev_timer_stop(co.loop, &co.scan_timer);
 	ev_timer_set(&co.scan_timer, (double)MAX(next - now, 1) / 1000.0, 0);
 	ev_timer_start(co.loop, &co.scan_timer);
-}
-
-/* ---- libcurl on libev -------------------------------------------------------------- */
-
-static void sock_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	int running;
-	int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
-		     (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	curl_multi_socket_action(co.multi, w->fd, action, &running);
-	collect_done();
-}
-
-static int sock_cb(CURL *h, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-	struct sock *s = sockp;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			ev_io_stop(co.loop, &s->io);
-			free(s);
-		}
-		return 0;
-	}
-	if (!s) {
-		s = xcalloc(1, sizeof(*s));
-		curl_multi_assign(co.multi, fd, s);
-	} else {
-		ev_io_stop(co.loop, &s->io);
-	}
-	int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-	ev_io_init(&s->io, sock_io_cb, fd, events);
-	ev_io_start(co.loop, &s->io);
-	return 0;
-}
-
-static void curl_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	int running;
-	curl_multi_socket_action(co.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	collect_done();
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *arg)
-{
-	ev_timer_stop(co.loop, &co.curl_timer);
-	if (timeout_ms >= 0) {
-		ev_timer_set(&co.curl_timer, (double)timeout_ms / 1000.0, 0);
-		ev_timer_start(co.loop, &co.curl_timer);
-	}
-	return 0;
 }
 
 /* ---- the hub link ---------------------------------------------------------------- */
@@ -546,7 +482,7 @@ static void master_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 	if (type != IPC_RELOAD)
 		return;
 	co.cfg = proc_reload(co.ctx, co.cfg);
-	curl_multi_setopt(co.multi, CURLMOPT_MAXCONNECTS, (long)co.cfg->webhook_max_in_flight);
+	curl_multi_setopt(co.curl.multi, CURLMOPT_MAXCONNECTS, (long)co.cfg->webhook_max_in_flight);
 	scan_soon();
 }
 
@@ -604,15 +540,11 @@ void courier_main(struct proc_ctx *ctx)
 	if (!co.reader)
 		fatal("event=database_failed mode=read_only path=%s error=\"%s\"",
 		      co.cfg->database, err);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(co.multi = curl_multi_init()))
-		fatal("event=curl_init_failed");
-	curl_multi_setopt(co.multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(co.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(co.multi, CURLMOPT_MAXCONNECTS, (long)co.cfg->webhook_max_in_flight);
+	curlev_init(&co.curl, loop, attempt_done);
+	curl_multi_setopt(co.curl.multi, CURLMOPT_MAXCONNECTS, (long)co.cfg->webhook_max_in_flight);
 	endpoints_load();
 
 	ipc_chan_open(&co.master, loop, ctx->master_fd, master_msg, master_lost, NULL);
-	ev_timer_init(&co.curl_timer, curl_timer_cb, 0, 0);
 	ev_timer_init(&co.scan_timer, scan_timer_cb, 0, 0);
 	ev_timer_init(&co.stats_timer, stats_cb, STATS_INTERVAL, STATS_INTERVAL);
 	ev_timer_start(loop, &co.stats_timer);

@@ -1,7 +1,9 @@
 /* hub.c -- the hub process: the only SQLite writer. It runs one libev loop
  * with a link to every worker and to the courier, dispatches their messages
  * to the hub's modules (see hub.h), answers the API calls that need a view
- * of every worker, and commits at the end of each loop turn. */
+ * of every worker, and commits at the end of each loop turn. On an edge it is
+ * the relay: the same links, registry and stats, with relay.c in place of the
+ * database. */
 #include "hub.h"
 
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include "proto.h"
 #include "publisher.h"
 #include "registry.h"
+#include "relay.h"
 #include "retention.h"
 #include "siostate.h"
 #include "util.h"
@@ -205,14 +208,16 @@ static json_int_t workers_sum(const char *figure)
 /* This node's entry in the cluster view. */
 static json_t *node_figures(void)
 {
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "role", "primary",
+	bool link = hub.edge ? relay_link_up() : hub.redis.up;
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I}",
+			 "role", hub.edge ? "edge" : "primary",
 			 "api", hub.ctx->cfg->node_api_url,
 			 "connections", (json_int_t)registry_count(),
 			 "rooms", (json_int_t)registry_rooms(),
 			 "users", (json_int_t)registry_users(),
 			 "deliveries_per_sec", h.delivery_rate,
-			 "link", hub.redis.up ? "up" : "down",
-			 "lag", (json_int_t)publisher_lag(),
+			 "link", link ? "up" : "down",
+			 "lag", hub.edge ? (json_int_t)relay_lag() : (json_int_t)publisher_lag(),
 			 "updated_ms", (json_int_t)now_ms());
 }
 
@@ -236,9 +241,13 @@ static json_t *stats_json(void)
 			       "commits", (json_int_t)hub.commits,
 			       "uptime", (json_int_t)((now_ms() - hub.started_ms) / 1000));
 	registry_stats(st);
-	outbox_stats(st);
-	workflow_stats(st);
-	publisher_stats(st);
+	if (hub.edge) {
+		relay_stats(st);
+	} else {
+		outbox_stats(st);
+		workflow_stats(st);
+		publisher_stats(st);
+	}
 	if (hub.ctx->cfg->cluster_redis) {
 		json_t *fig = node_figures();
 		json_object_set_new(st, "cluster", cluster_view_json(hub.ctx->cfg->node_name, fig));
@@ -284,6 +293,8 @@ static bool hub_request(struct link *l, uint64_t req, const char *op, json_t *q)
 	const char *room = json_string_value(json_object_get(q, "room"));
 	if (strcmp(op, "stats") == 0) {
 		hub_reply_json(l, req, 200, stats_json());
+	} else if (hub.edge) {
+		return false;              /* rooms are the primary's */
 	} else if (strcmp(op, "heads") == 0) {
 		heads_reply(l, req, json_object_get(q, "rooms"));
 	} else if (strcmp(op, "rooms") == 0) {
@@ -313,6 +324,10 @@ static hub_request_fn *const request_handlers[] = {
 	hub_request, registry_request, notify_request, outbox_request, workflow_request,
 	siostate_request,
 };
+/* An edge answers what its own processes know; the relay forwards the rest. */
+static hub_request_fn *const edge_request_handlers[] = {
+	hub_request, registry_request, relay_request,
+};
 
 static void on_request(struct link *l, struct ipc_reader *r)
 {
@@ -322,8 +337,10 @@ static void on_request(struct link *l, struct ipc_reader *r)
 	json_t *q = ipc_reader_done(r) ? json_loadb(text, len, 0, NULL) : NULL;
 	const char *op = json_string_value(json_object_get(q, "op"));
 	bool done = false;
-	for (size_t i = 0; op && !done && i < ARRAY_SIZE(request_handlers); i++)
-		done = request_handlers[i](l, req, op, q);
+	hub_request_fn *const *handlers = hub.edge ? edge_request_handlers : request_handlers;
+	size_t n = hub.edge ? ARRAY_SIZE(edge_request_handlers) : ARRAY_SIZE(request_handlers);
+	for (size_t i = 0; op && !done && i < n; i++)
+		done = handlers[i](l, req, op, q);
 	if (!op)
 		hub_reply_error(l, req, 400, "bad_request", "malformed request");
 	else if (!done)
@@ -348,6 +365,8 @@ static void link_close(struct ipc_chan *ch)
 		while ((e = map_next(&hub.rooms, &it)))
 			((struct hub_room *)e->val)->workers &= ~bit;
 		registry_link_lost(l);
+		if (hub.edge)
+			relay_link_lost(l);
 	}
 	if (l->role == IPC_ROLE_COURIER && hub.courier == l) {
 		hub.courier = NULL;
@@ -443,6 +462,8 @@ static void link_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 		courier_msg(l, type, r);
 		return;
 	}
+	if (hub.edge && relay_msg(l, type, r))
+		return;
 	switch (type) {
 	case IPC_ROOM_JOIN: {
 		ipc_get_str(r, room, sizeof(room));
@@ -529,11 +550,15 @@ static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static void status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	static int ticks;
-	if (ticks++ % 4 == 0)
-		hub.db_writable = store_writable(hub.store);
-	hub.gpos = store_max_gpos(hub.store);
-	if (hub.gpos < 0)
-		fatal("event=database_failed error=\"%s\"", store_errmsg(hub.store));
+	if (hub.edge) {
+		hub.db_writable = relay_ready();
+	} else {
+		if (ticks++ % 4 == 0)
+			hub.db_writable = store_writable(hub.store);
+		hub.gpos = store_max_gpos(hub.store);
+		if (hub.gpos < 0)
+			fatal("event=database_failed error=\"%s\"", store_errmsg(hub.store));
+	}
 	struct buf b = { 0 };
 	size_t m = ipc_begin(&b, IPC_HUB_STATUS);
 	ipc_put_u64(&b, registry_count());
@@ -563,7 +588,8 @@ static void beat(void)
 	json_t *fig = node_figures();
 	cluster_node_beat(&hub.redis, hub.ctx->cfg->node_name, fig);
 	json_decref(fig);
-	cluster_primary_announce(&hub.redis, hub.ctx->cfg->node_api_url);
+	if (!hub.edge)
+		cluster_primary_announce(&hub.redis, hub.ctx->cfg->node_api_url);
 	cluster_view_refresh(&hub.redis, hub.ctx->cfg->node_name);
 }
 
@@ -574,7 +600,10 @@ static void beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void redis_up(struct cluster_link *l)
 {
-	publisher_resend();
+	if (hub.edge)
+		relay_redis_up();
+	else
+		publisher_resend();
 	registry_cluster_users();
 	beat();
 }
@@ -583,8 +612,10 @@ static void redis_up(struct cluster_link *l)
  * reload does not change them). */
 static void cluster_start(void)
 {
-	cluster_link_open(&hub.redis, hub.loop, hub.ctx->cfg, "hub", redis_up, NULL, NULL);
-	publisher_start();
+	cluster_link_open(&hub.redis, hub.loop, hub.ctx->cfg, hub.edge ? "relay" : "hub", redis_up,
+			  NULL, NULL);
+	if (!hub.edge)
+		publisher_start();
 	ev_timer_init(&h.beat_timer, beat_cb, CLUSTER_BEAT, CLUSTER_BEAT);
 	ev_timer_start(hub.loop, &h.beat_timer);
 }
@@ -593,7 +624,11 @@ static void shutdown_hub(void)
 {
 	commit_and_flush();
 	cluster_link_flush(&hub.redis);
-	store_close(hub.store);
+	cluster_link_close(&hub.redis);
+	if (hub.edge)
+		relay_stop();
+	else
+		store_close(hub.store);
 	log_info("event=hub_stopped published=%llu", (unsigned long long)hub.published);
 	proc_exit(0);
 }
@@ -613,7 +648,7 @@ static void master_msg(struct ipc_chan *ch, uint16_t type, struct ipc_reader *r)
 	if (type != IPC_RELOAD)
 		return;
 	hub.cfg = proc_reload(hub.ctx, hub.cfg);
-	if (store_limit_size(hub.store, hub.cfg->max_database_size) < 0)
+	if (!hub.edge && store_limit_size(hub.store, hub.cfg->max_database_size) < 0)
 		log_error("event=reload_failed error=\"%s\"", store_errmsg(hub.store));
 }
 
@@ -622,9 +657,21 @@ static void master_lost(struct ipc_chan *ch)
 	shutdown_hub();
 }
 
+static void open_database(const struct config *cfg)
+{
+	char err[256];
+	hub.store = store_open(cfg->database, false, cfg->durability_full, err, sizeof(err));
+	if (!hub.store)
+		fatal("event=database_failed path=%s error=\"%s\"", cfg->database, err);
+	if (store_limit_size(hub.store, cfg->max_database_size) < 0)
+		fatal("event=database_failed error=\"%s\"", store_errmsg(hub.store));
+	hub.db_writable = store_writable(hub.store);
+}
+
 void hub_main(struct proc_ctx *ctx)
 {
-	struct ev_loop *loop = proc_child_init("hub");
+	hub.edge = ctx->cfg->node_edge;
+	struct ev_loop *loop = proc_child_init(hub.edge ? "relay" : "hub");
 	proc_expect_hello(ctx->master_fd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -632,14 +679,8 @@ void hub_main(struct proc_ctx *ctx)
 	hub.cfg = ctx->cfg;
 	hub.loop = loop;
 	hub.started_ms = now_ms();
-	char err[256];
-	hub.store = store_open(ctx->cfg->database, false, ctx->cfg->durability_full, err,
-			       sizeof(err));
-	if (!hub.store)
-		fatal("event=database_failed path=%s error=\"%s\"", ctx->cfg->database, err);
-	if (store_limit_size(hub.store, ctx->cfg->max_database_size) < 0)
-		fatal("event=database_failed error=\"%s\"", store_errmsg(hub.store));
-	hub.db_writable = store_writable(hub.store);
+	if (!hub.edge)
+		open_database(ctx->cfg);
 
 	ipc_chan_open(&h.master, loop, ctx->master_fd, master_msg, master_lost, NULL);
 	ev_io_init(&h.accept_io, accept_cb, ctx->hub_listen_fd, EV_READ);
@@ -648,16 +689,21 @@ void hub_main(struct proc_ctx *ctx)
 	ev_prepare_start(loop, &h.commit_watcher);
 	ev_timer_init(&h.status_timer, status_cb, 0, STATUS_INTERVAL);
 	ev_timer_start(loop, &h.status_timer);
-	retention_start();
-	outbox_start();
+	if (hub.edge) {
+		relay_start(ctx->cfg);
+	} else {
+		retention_start();
+		outbox_start();
+	}
 	if (ctx->cfg->cluster_redis)
 		cluster_start();
 	ev_signal_init(&h.sig_term, sigterm_cb, SIGTERM);
 	ev_signal_start(loop, &h.sig_term);
 	ev_signal_init(&h.sig_usr1, sigusr1_cb, SIGUSR1);
 	ev_signal_start(loop, &h.sig_usr1);
-	log_info("event=hub_ready database=%s durability=%s", ctx->cfg->database,
-		 ctx->cfg->durability_full ? "full" : "normal");
+	if (!hub.edge)
+		log_info("event=hub_ready database=%s durability=%s", ctx->cfg->database,
+			 ctx->cfg->durability_full ? "full" : "normal");
 	ev_run(loop, 0);
 	_exit(0);
 }

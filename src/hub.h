@@ -10,7 +10,9 @@
  *   outbox.c     webhook endpoints and the deliveries each message creates
  *   workflow.c   approval workflows: definitions, instances, transitions
  *   retention.c  pruning history and freeing idle rooms
- *   publisher.c  in a cluster, committed messages handed to Redis */
+ *   publisher.c  in a cluster, committed messages handed to Redis
+ * On an edge (node_role = edge) the same process is the relay: no database,
+ * and relay.c in place of all but registry.c. */
 #ifndef HERALD_HUB_H
 #define HERALD_HUB_H
 
@@ -68,6 +70,7 @@ struct hub {
 	struct config *cfg;
 	struct ev_loop *loop;
 	struct store *store;
+	bool edge;                          /* the relay of an edge: store is NULL */
 	int64_t started_ms;
 	bool db_writable;
 	bool in_txn;                        /* the pipeline's transaction is open */
@@ -78,7 +81,7 @@ struct hub {
 	uint64_t duplicates;
 	uint64_t commits;
 	int64_t gpos;                       /* the last global position handed out */
-	struct cluster_link redis;          /* cluster_redis; unused when standalone */
+	struct cluster_link redis;          /* cluster_redis commands; unused when standalone */
 };
 
 extern struct hub hub;

@@ -1,5 +1,6 @@
-/* master.c -- the supervisor process. It forks the hub, the workers and the courier,
- * restarts any child that dies (with backoff), and turns signals into
+/* master.c -- the supervisor process. It forks the hub, the workers and the courier
+ * (on an edge the relay in the hub's place, and no courier: the primary sends
+ * the webhooks), restarts any child that dies (with backoff), and turns signals into
  * actions: TERM/INT stop gracefully, HUP reloads, USR1 reopens logs.
  * It does no request work and runs no event loop: sigtimedwait is enough. */
 #include "master.h"
@@ -51,7 +52,7 @@ static char hub_name[64];
 static const char *role_name(int role)
 {
 	static const char *const names[] = { "hub", "worker", "courier" };
-	return names[role];
+	return role == ROLE_HUB && master_cfg->node_edge ? "relay" : names[role];
 }
 
 /* ---- master side --------------------------------------------------------- */
@@ -185,8 +186,12 @@ static void reload(void)
 	}
 	if (fresh.workers != master_cfg->workers || strcmp(fresh.listen, master_cfg->listen) ||
 	    strcmp(fresh.admin_listen, master_cfg->admin_listen) ||
-	    strcmp(fresh.database, master_cfg->database))
-		log_warn("event=reload_needs_restart keys=\"workers listen admin_listen database\"");
+	    strcmp(fresh.database, master_cfg->database) ||
+	    fresh.node_edge != master_cfg->node_edge ||
+	    !fresh.cluster_redis != !master_cfg->cluster_redis ||
+	    (fresh.cluster_redis && strcmp(fresh.cluster_redis, master_cfg->cluster_redis)))
+		log_warn("event=reload_needs_restart keys=\"workers listen admin_listen database "
+			 "node_role cluster_redis\"");
 	log_set_level((enum log_level)fresh.log_level);
 	config_free(&fresh);
 	struct buf b = { 0 };
@@ -254,7 +259,8 @@ int master_run(struct config *cfg)
 	proctitle_set("heraldd: master");
 	check_bind(cfg->listen);
 	check_bind(cfg->admin_listen);
-	prepare_database(cfg->database);
+	if (!cfg->node_edge)
+		prepare_database(cfg->database);   /* an edge has none: the primary's is the one */
 	raise_fd_limit(cfg->max_connections);
 
 	snprintf(hub_name, sizeof(hub_name), "heraldd-%d-hub", (int)getpid());
@@ -271,16 +277,20 @@ int master_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The hub first, the workers, then the courier. */
-	nchildren = 2 + (size_t)cfg->workers;
+	size_t workers = (size_t)cfg->workers;
+	nchildren = 1 + workers + !cfg->node_edge;
 	children = xcalloc(nchildren, sizeof(*children));
 	for (size_t i = 0; i < nchildren; i++) {
-		int role = i == 0 ? ROLE_HUB : i == nchildren - 1 ? ROLE_COURIER : ROLE_WORKER;
+		int role = i == 0 ? ROLE_HUB : i <= workers ? ROLE_WORKER : ROLE_COURIER;
 		children[i] = (struct child){ .role = role, .slot = role == ROLE_WORKER ? (int)i - 1 : 0,
 					      .fd = -1, .backoff = BACKOFF_MIN };
 		spawn(&children[i]);
 	}
-	log_info("event=started version=%s workers=%d listen=%s admin_listen=%s database=%s",
-		 HERALD_VERSION, cfg->workers, cfg->listen, cfg->admin_listen, cfg->database);
+	log_info("event=started version=%s role=%s workers=%d listen=%s admin_listen=%s "
+		 "database=%s", HERALD_VERSION,
+		 !cfg->cluster_redis ? "standalone" : cfg->node_edge ? "edge" : "primary",
+		 cfg->workers, cfg->listen, cfg->admin_listen,
+		 cfg->node_edge ? "none" : cfg->database);
 
 	bool stopping = false;
 	int64_t deadline = 0;
