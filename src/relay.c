@@ -671,7 +671,7 @@ static void ask_free(struct ask *a)
 
 static void unavailable(struct ask *a)
 {
-	hub_reply_error(a->l, a->req, 503, "unavailable", "primary unavailable, retry");
+	hub_reply_error(a->l, a->req, 503, "unavailable", "cluster unavailable, retry");
 }
 
 static void forward_done(void *arg, int status, const char *body, size_t len)
@@ -685,10 +685,18 @@ static void forward_done(void *arg, int status, const char *body, size_t len)
 	ask_free(a);
 }
 
+/* Only a ready edge forwards: without Redis, what it writes could not come
+ * back to its own clients, so it refuses like a node whose hub is down. */
 static void forward(struct link *l, uint64_t req, const char *method, const char *path,
 		    const char *body, size_t len)
 {
-	uplink_call(method, path, body, len, forward_done, ask_new(l, req));
+	struct ask *a = ask_new(l, req);
+	if (!relay_ready()) {
+		unavailable(a);
+		ask_free(a);
+		return;
+	}
+	uplink_call(method, path, body, len, forward_done, a);
 }
 
 /* The longest run of whole frames at the start of p[0..len) that fits a

@@ -178,6 +178,8 @@ def test_redis_restarted_empty_gaps_come_from_the_primary(cluster):
     for _ in range(40):   # committed while no edge can hear of it
         assert cluster.primary.publish("race:quiet").status_code == 200
     assert wait_until(lambda: ready(a) == 503, timeout=10), "an edge without Redis is not ready"
+    refused = a.publish("race:quiet")
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
     cluster.redis.start()   # empty: no stream holds them
     assert wait_until(lambda: ready(a) == 200, timeout=15)
     # No new publish: the edge finds out by itself and fills from history.

@@ -3,15 +3,12 @@ edge's upward traffic (a publish sequenced like any other, any other op passed
 to the hub), and GET /api/cluster/frames, stored messages as the IPC_DELIVER
 frames the hub routes. Run on a standalone daemon, which is a primary."""
 import json
-import struct
 
 import pytest
 import requests
 
 from conftest import API_KEY, EPOCH_RE, TS_RE, poll
-
-IPC_HEADER = 8
-IPC_DELIVER = 12       # enum ipc_type in src/ipc.h
+from ipcframes import deliver_frames
 
 
 def cluster_request(h, body, key=API_KEY):
@@ -27,47 +24,6 @@ def cluster_request(h, body, key=API_KEY):
 def frames(h, query, key=API_KEY):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return requests.get(h.admin_url("/api/cluster/frames" + query), headers=headers, timeout=10)
-
-
-def parse_deliver(p):
-    """The fields of one IPC_DELIVER payload (src/ipc.h), every byte accounted for."""
-    pos = 0
-
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from(fmt, p, pos)[0]
-        pos += struct.calcsize(fmt)
-        return v
-
-    def string():
-        nonlocal pos
-        n = take("<I")
-        v = p[pos:pos + n]
-        assert len(v) == n
-        pos += n
-        return v
-
-    m = {"room": string().decode(), "seq": take("<Q"), "epoch": string().decode(),
-         "gpos": take("<Q")}
-    m["event_off"], m["event_len"], m["data_off"], m["data_len"], m["ts_off"] = \
-        (take("<I") for _ in range(5))
-    m["payload"] = string()
-    assert pos == len(p), "bytes left over in an IPC_DELIVER payload"
-    return m
-
-
-def parse_frames(body):
-    """Concatenated frames: an 8-byte header (u32 payload length, u16 type, two
-    zero bytes, little endian) then the payload."""
-    out, off = [], 0
-    while off < len(body):
-        assert len(body) - off >= IPC_HEADER, "truncated frame header"
-        n, ftype, pad = struct.unpack_from("<IHH", body, off)
-        assert ftype == IPC_DELIVER and pad == 0, (ftype, pad)
-        assert len(body) - off - IPC_HEADER >= n, "truncated frame"
-        out.append(parse_deliver(body[off + IPC_HEADER:off + IPC_HEADER + n]))
-        off += IPC_HEADER + n
-    return out
 
 
 def stored(h, room):
@@ -227,7 +183,7 @@ def test_frames_are_what_subscribers_receive(shared_herald):
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["x-herald-epoch"] == epoch
     assert r.headers["x-herald-last-seq"] == str(len(datas))
-    got = parse_frames(r.content)
+    got = deliver_frames(r.content)
     rows = stored(h, room)
     assert [m["seq"] for m in got] == list(range(1, len(datas) + 1))
     for m, row, raw in zip(got, rows, live):
@@ -254,12 +210,12 @@ def test_frames_after_and_limit(shared_herald):
         assert h.publish(room, "e", {"i": i}).status_code == 200
     r = frames(h, f"?room={room}&after=4&limit=3")
     assert r.status_code == 200, r.text
-    assert [m["seq"] for m in parse_frames(r.content)] == [5, 6, 7]
+    assert [m["seq"] for m in deliver_frames(r.content)] == [5, 6, 7]
     assert r.headers["x-herald-last-seq"] == "20"
     # without limit: everything after, ascending
     r = frames(h, f"?room={room}&after=12")
-    assert [m["seq"] for m in parse_frames(r.content)] == list(range(13, 21))
-    assert [json.loads(m["payload"])["data"] for m in parse_frames(r.content)] == \
+    assert [m["seq"] for m in deliver_frames(r.content)] == list(range(13, 21))
+    assert [json.loads(m["payload"])["data"] for m in deliver_frames(r.content)] == \
         [{"i": i} for i in range(12, 20)]
     # nothing after the last seq
     r = frames(h, f"?room={room}&after=20")
@@ -275,9 +231,9 @@ def test_frames_limit_defaults_to_512(shared_herald):
         r = s.post(h.admin_url("/api/publish"), json={"room": room, "event": "e", "data": i},
                    timeout=10)
         assert r.status_code == 200, r.text
-    got = parse_frames(frames(h, f"?room={room}").content)
+    got = deliver_frames(frames(h, f"?room={room}").content)
     assert [m["seq"] for m in got] == list(range(1, 513))
-    got = parse_frames(frames(h, f"?room={room}&after=100&limit=512").content)
+    got = deliver_frames(frames(h, f"?room={room}&after=100&limit=512").content)
     assert [m["seq"] for m in got] == list(range(101, 601))
 
 
@@ -298,7 +254,7 @@ def test_frames_only_what_retention_kept(herald):
         return [x["seq"] for x in stored(h, "small:cl")]
     assert poll(kept, lambda v: v == [5, 6, 7, 8, 9], timeout=15) == [5, 6, 7, 8, 9]
     r = frames(h, "?room=small:cl&after=0")
-    assert [m["seq"] for m in parse_frames(r.content)] == [5, 6, 7, 8, 9]
+    assert [m["seq"] for m in deliver_frames(r.content)] == [5, 6, 7, 8, 9]
     assert r.headers["x-herald-last-seq"] == "9"
 
 

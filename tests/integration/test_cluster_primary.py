@@ -5,117 +5,13 @@ across a Redis outage without slowing publishes; the `heads` request; the
 cluster view (herald:node:*, herald:users:*, herald:primary) in /api/stats
 and `heraldctl stats`. Without cluster_redis nothing of it shows."""
 import json
-import os
 import re
 import signal
-import socket
-import struct
 import subprocess
 import time
 
-import pytest
-
-from conftest import HERALDCTL, ROOT, Resp, make_token, poll, wait_until
-
-
-# ---- IPC frames (src/ipc.h), read from the header so that they follow it --------------
-
-def _ipc_constants():
-    with open(os.path.join(ROOT, "src", "ipc.h")) as f:
-        text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
-    consts = {"VERSION": int(re.search(r"#define IPC_VERSION (\d+)", text).group(1))}
-    for enum in ("ipc_type", "ipc_role"):
-        body = re.search(r"enum %s \{(.*?)\};" % enum, text, re.S).group(1)
-        for i, name in enumerate(re.findall(r"\b(IPC_[A-Z_]+)\b", body)):
-            consts[name] = i + 1
-    return consts
-
-
-IPC = _ipc_constants()
-
-
-def ipc_frame(ftype, payload):
-    return struct.pack("<IHxx", len(payload), ftype) + payload
-
-
-def deliver_fields(frame):
-    """The fields of an IPC_DELIVER frame, after checking its framing and that
-    the offsets point at the event's parts."""
-    plen, ftype = struct.unpack_from("<IH", frame)
-    assert ftype == IPC["IPC_DELIVER"] and plen == len(frame) - 8
-    off = 8
-
-    def take(fmt):
-        nonlocal off
-        v = struct.unpack_from(fmt, frame, off)
-        off += struct.calcsize(fmt)
-        return v
-
-    def string():
-        nonlocal off
-        (n,) = take("<I")
-        off += n
-        return frame[off - n:off]
-    room = string().decode()
-    (seq,) = take("<Q")
-    epoch = string().decode()
-    (gpos,) = take("<Q")
-    event_off, event_len, data_off, data_len, ts_off = take("<5I")
-    payload = string()
-    assert off == len(frame)
-    ev = json.loads(payload)
-    assert (ev["type"], ev["room"], ev["seq"], ev["epoch"]) == ("event", room, seq, epoch)
-    assert json.loads(payload[event_off:event_off + event_len]) == ev["event"]
-    assert json.loads(payload[data_off:data_off + data_len]) == ev["data"]
-    assert payload[ts_off:].startswith(ev["ts"].encode())
-    return {"room": room, "seq": seq, "epoch": epoch, "gpos": gpos, "event": ev["event"],
-            "data": ev["data"]}
-
-
-class HubPeer:
-    """A stand-in worker on the hub's Unix socket, in a slot no real worker
-    has: it sends IPC_REQUESTs that no API route carries."""
-
-    SLOT = 63
-
-    def __init__(self, herald):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        self.sock.connect(f"\0heraldd-{herald.proc.pid}-hub")
-        self.buf = b""
-        self.req = 0
-        self.sock.sendall(ipc_frame(IPC["IPC_HELLO"], struct.pack(
-            "<IIII", IPC["VERSION"], IPC["IPC_ROLE_WORKER"], self.SLOT, os.getpid())))
-        self.recv(IPC["IPC_HELLO"])
-
-    def recv(self, want):
-        """The payload of the next frame of type want (others are skipped)."""
-        while True:
-            while len(self.buf) >= 8:
-                plen, ftype = struct.unpack_from("<IH", self.buf)
-                if len(self.buf) < 8 + plen:
-                    break
-                payload, self.buf = self.buf[8:8 + plen], self.buf[8 + plen:]
-                if ftype == want:
-                    return payload
-            chunk = self.sock.recv(65536)
-            assert chunk, "the hub closed the link"
-            self.buf += chunk
-
-    def request(self, op):
-        """(status, JSON) of the hub's answer to op."""
-        self.req += 1
-        body = json.dumps(op).encode()
-        self.sock.sendall(ipc_frame(IPC["IPC_REQUEST"],
-                                    struct.pack("<QI", self.req, len(body)) + body))
-        while True:
-            payload = self.recv(IPC["IPC_REPLY"])
-            req, status, n = struct.unpack_from("<QII", payload)
-            if req == self.req:
-                return status, json.loads(payload[16:16 + n])
-
-    def close(self):
-        self.sock.close()
+from conftest import HERALDCTL, Resp, make_token, poll, wait_until
+from ipcframes import FakeWorker, deliver_fields
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -171,6 +67,13 @@ def cluster(h):
 def node_of(h, name):
     c = cluster(h)
     return next((n for n in c["nodes"] if n["name"] == name), None) if c else None
+
+
+def ask(peer, op):
+    """(status, JSON) of the hub's answer to op, sent by peer (a FakeWorker):
+    for ops that no API route carries."""
+    status, body = peer.request(op)
+    return status, json.loads(body)
 
 
 # ---- messages in Redis ------------------------------------------------------------------
@@ -356,21 +259,21 @@ def test_heads_standalone(herald_factory):
     h = herald_factory(namespaces=NAMESPACES).start()
     first = [publish_ok(h, "race:h1", i) for i in range(3)][-1]
     publish_ok(h, "race:h2", 0)
-    peer = HubPeer(h)
+    peer = FakeWorker(h)
     try:
-        status, body = peer.request({"op": "heads", "rooms": ["race:h1", "race:h2", "race:never"]})
+        status, body = ask(peer, {"op": "heads", "rooms": ["race:h1", "race:h2", "race:never"]})
         assert status == 200, body
         assert body == {"heads": {"race:h1": {"epoch": first["epoch"], "seq": 3},
                                   "race:h2": {"epoch": body["heads"]["race:h2"]["epoch"], "seq": 1},
                                   "race:never": {"epoch": "", "seq": 0}}}
         assert re.match(r"^[0-9a-f]{16}$", body["heads"]["race:h2"]["epoch"])
-        assert peer.request({"op": "heads", "rooms": []}) == (200, {"heads": {}})
+        assert ask(peer, {"op": "heads", "rooms": []}) == (200, {"heads": {}})
         for bad in ({"op": "heads"}, {"op": "heads", "rooms": "race:h1"},
                     {"op": "heads", "rooms": ["race:h1", 7]},
                     {"op": "heads", "rooms": [f"race:{i}" for i in range(10001)]}):
-            status, body = peer.request(bad)
+            status, body = ask(peer, bad)
             assert status == 400 and body["error"]["code"] == "bad_request", body
-        status, body = peer.request({"op": "heads", "rooms": [f"race:{i}" for i in range(10000)]})
+        status, body = ask(peer, {"op": "heads", "rooms": [f"race:{i}" for i in range(10000)]})
         assert status == 200 and len(body["heads"]) == 10000
     finally:
         peer.close()
@@ -380,9 +283,9 @@ def test_heads_standalone(herald_factory):
     # from the database once the hub no longer holds the room
     h.stop()
     h.start()
-    peer = HubPeer(h)
+    peer = FakeWorker(h)
     try:
-        assert peer.request({"op": "heads", "rooms": ["race:h1"]}) == \
+        assert ask(peer, {"op": "heads", "rooms": ["race:h1"]}) == \
             (200, {"heads": {"race:h1": {"epoch": first["epoch"], "seq": 3}}})
     finally:
         peer.close()

@@ -9,23 +9,19 @@ would, over its Unix socket, to see the very bytes it sends."""
 import http.server
 import json
 import os
-import re
-import signal
 import socket
-import struct
-import subprocess
 import threading
 import time
 import urllib.parse
 
 import pytest
-import requests
 
-from conftest import API_KEY, ROOT, free_ports, proc_title, wait_until
+from cluster import ready
+from conftest import API_KEY, free_ports, proc_title, wait_until
+from ipcframes import IPC, TS, FakeWorker, deliver_frame, ipc_str
 
 EPOCH = "0123456789abcdef"
 EPOCH2 = "fedcba9876543210"
-TS = "2026-01-02T03:04:05.678Z"
 
 NAMESPACES = """
 [namespace race]
@@ -33,132 +29,6 @@ subscribe = public
 publish = public
 history_size = 100
 """
-
-
-def ipc_types():
-    """IPC message numbers, read from src/ipc.h's enum."""
-    with open(os.path.join(ROOT, "src", "ipc.h")) as f:
-        text = f.read()
-    body = text[text.index("enum ipc_type {"):]
-    body = body[:body.index("};")]
-    types, n = {}, 0
-    for name, value in re.findall(r"^\s*(IPC_[A-Z_]+)\s*(?:=\s*(\d+))?\s*,", body, re.M):
-        n = int(value) if value else n + 1
-        types[name] = n
-    version = int(re.search(r"#define IPC_VERSION (\d+)", text).group(1))
-    return types, version
-
-
-IPC, IPC_VERSION = ipc_types()
-IPC_ROLE_WORKER = 3
-
-
-def ipc_str(b):
-    return struct.pack("<I", len(b)) + b
-
-
-def ipc_frame(type_, payload):
-    return struct.pack("<IHH", len(payload), type_, 0) + payload
-
-
-def deliver_frame(room, seq, epoch=EPOCH, event="tick", data=b'{"n":1}', gpos=0):
-    """An IPC_DELIVER frame laid out as ipc.h and proto.c make it."""
-    ev = b'{"type":"event","room":' + json.dumps(room).encode() + \
-        b',"seq":%d,"epoch":"%s","event":' % (seq, epoch.encode())
-    event_off = len(ev)
-    name = json.dumps(event).encode()
-    ev += name + b',"data":'
-    data_off = len(ev)
-    ev += data
-    ts_off = len(ev) + 7
-    ev += b',"ts":"' + TS.encode() + b'"}'
-    payload = ipc_str(room.encode()) + struct.pack("<Q", seq) + ipc_str(epoch.encode()) + \
-        struct.pack("<QIIIII", gpos, event_off, len(name), data_off, len(data), ts_off) + \
-        ipc_str(ev)
-    return ipc_frame(IPC["IPC_DELIVER"], payload)
-
-
-# ---- Redis -------------------------------------------------------------------------
-
-class Redis:
-    """A minimal RESP client (commands and their replies, nothing else)."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("redis closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b":"):
-            return int(rest) if kind == b":" else rest.decode()
-        if kind == b"-":
-            raise RuntimeError(rest.decode())
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.sock.recv(65536)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._reply() for _ in range(n)]
-        raise RuntimeError(f"bad reply {line!r}")
-
-    def cmd(self, *args):
-        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        self.sock.sendall(b"*%d\r\n" % len(parts) +
-                          b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-        return self._reply()
-
-
-class RedisServer:
-    """redis-server on a free loopback port, stopped by its PID."""
-
-    def __init__(self, tmp):
-        self.port = free_ports(1)[0]
-        self.log = os.path.join(str(tmp), "redis.log")
-        self.proc = None
-
-    def start(self):
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                ["redis-server", "--save", "", "--appendonly", "no", "--port", str(self.port),
-                 "--bind", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT)
-
-        def pong():
-            try:
-                r = Redis(self.port)
-                ok = r.cmd("PING") == "PONG"
-                r.close()
-                return ok
-            except OSError:
-                return False
-        assert wait_until(pong, timeout=10), "redis-server did not start"
-        return self
-
-    def kill(self):
-        if self.proc:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(5)
-            self.proc = None
-
-    def client(self):
-        return Redis(self.port)
 
 
 # ---- the primary's stand-in --------------------------------------------------------
@@ -291,129 +161,44 @@ class Primary:
 
 # ---- an edge --------------------------------------------------------------------------
 
-def make_database(path):
-    """Workers here still open the database read-only even on an edge (whose
-    master makes none): give them an empty, migrated one."""
-    sql = sorted(f for f in os.listdir(os.path.join(ROOT, "sql")) if f.endswith(".sql"))
-    script = "".join(open(os.path.join(ROOT, "sql", f)).read() + "\n" for f in sql)
-    script += f"PRAGMA user_version = {len(sql)};\n"
-    subprocess.run(["sqlite3", path], input=script, text=True, check=True, timeout=30)
-
-
 class Cluster:
-    def __init__(self, tmp_path, herald_factory):
-        self.redis_server = RedisServer(tmp_path).start()
-        self.redis = self.redis_server.client()
+    """redis-server, the primary's stand-in (advertised in Redis) and the
+    edges the test starts."""
+
+    def __init__(self, redis, herald_factory):
+        self.redis = redis
         self.primary = Primary().start()
         self.advertise()
         self.herald_factory = herald_factory
 
     def advertise(self):
-        self.redis.cmd("SET", "herald:primary", self.primary.url)
+        self.redis.call("SET", "herald:primary", self.primary.url)
 
     def edge(self, workers=2):
-        h = self.herald_factory(workers=workers, namespaces=NAMESPACES, extra=f"""
-cluster_redis = redis://127.0.0.1:{self.redis_server.port}/0
+        return self.herald_factory(workers=workers, namespaces=NAMESPACES, extra=f"""
+cluster_redis = {self.redis.url}/0
 node_role = edge
 node_name = edge-t
-""")
-        make_database(h.db)
-        return h.start()
+""").start()
 
     def publish(self, room, frame):
-        return self.redis.cmd("PUBLISH", f"herald:room:{room}", frame)
+        return self.redis.call("PUBLISH", f"herald:room:{room}", frame)
 
     def xadd(self, room, seq, frame):
-        self.redis.cmd("XADD", f"herald:log:{room}", f"{seq}-0", "f", frame)
-
-    def reconnect(self):
-        self.redis.close()
-        self.redis = self.redis_server.client()
-
-    def close(self):
-        self.redis.close()
-        self.primary.stop()
-        self.redis_server.kill()
+        self.redis.call("XADD", f"herald:log:{room}", f"{seq}-0", "f", frame)
 
 
 @pytest.fixture
-def cluster(tmp_path, herald_factory):
-    c = Cluster(tmp_path, herald_factory)
+def cluster(redis_server, herald_factory):
+    c = Cluster(redis_server, herald_factory)
     yield c
-    c.close()
+    c.primary.stop()
 
 
 def publish_live(cluster, room, frame):
     """PUBLISHes frame as the primary would; the relay has subscribed by the
     time a client's subscribe is answered, so it is there to receive it."""
     assert cluster.publish(room, frame) == 1
-
-
-# ---- a worker of the relay, over its Unix socket -------------------------------------
-
-class FakeWorker:
-    """Speaks the worker side of the relay's IPC in slot 63."""
-
-    def __init__(self, edge, slot=63):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        self.sock.connect(f"\0heraldd-{edge.proc.pid}-hub")
-        self.buf = b""
-        self.send(IPC["IPC_HELLO"], struct.pack("<IIII", IPC_VERSION, IPC_ROLE_WORKER, slot,
-                                                 os.getpid()))
-        assert self.recv(IPC["IPC_HELLO"])[0] == IPC["IPC_HELLO"]
-        self.next_req = 0
-
-    def send(self, type_, payload):
-        self.sock.sendall(ipc_frame(type_, payload))
-
-    def recv(self, *types, timeout=5):
-        """The next message of one of types (others are skipped): (type, payload, raw)."""
-        deadline = time.time() + timeout
-        while True:
-            while len(self.buf) >= 8:
-                n, t = struct.unpack("<IH", self.buf[:6])
-                if len(self.buf) < 8 + n:
-                    break
-                raw, self.buf = self.buf[:8 + n], self.buf[8 + n:]
-                if t in types:
-                    return t, raw[8:], raw
-            left = deadline - time.time()
-            assert left > 0, f"no message of types {types}"
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except socket.timeout:
-                chunk = None
-            assert chunk is None or chunk, "the relay closed the link"
-            self.buf += chunk or b""
-
-    def join(self, room):
-        self.send(IPC["IPC_ROOM_JOIN"], ipc_str(room.encode()))
-        return self.state()
-
-    def state(self, timeout=5):
-        _, p, _ = self.recv(IPC["IPC_ROOM_STATE"], timeout=timeout)
-        n = struct.unpack("<I", p[:4])[0]
-        room, p = p[4:4 + n].decode(), p[4 + n:]
-        n = struct.unpack("<I", p[:4])[0]
-        epoch, p = p[4:4 + n].decode(), p[4 + n:]
-        return room, epoch, struct.unpack("<Q", p)[0]
-
-    def deliveries(self, count, timeout=5):
-        return [self.recv(IPC["IPC_DELIVER"], timeout=timeout)[2] for _ in range(count)]
-
-    def request(self, q):
-        self.next_req += 1
-        body = json.dumps(q).encode()
-        self.send(IPC["IPC_REQUEST"], struct.pack("<Q", self.next_req) + ipc_str(body))
-        _, p, _ = self.recv(IPC["IPC_REPLY"], timeout=10)
-        req, status, n = struct.unpack("<QII", p[:16])
-        assert req == self.next_req
-        return status, p[16:16 + n]
-
-    def close(self):
-        self.sock.close()
 
 
 # ---- tests ----------------------------------------------------------------------------
@@ -429,15 +214,15 @@ def test_edge_processes_and_cluster_view(cluster):
     c.subscribe("race:v")
 
     def node():
-        h = cluster.redis.cmd("HGETALL", "herald:node:edge-t") or []
+        h = cluster.redis.call("HGETALL", "herald:node:edge-t") or []
         d = {h[i].decode(): h[i + 1].decode() for i in range(0, len(h), 2)}
         return d if d.get("link") == "up" and d.get("connections") == "1" else None
     d = wait_until(node, timeout=5)
-    assert d, cluster.redis.cmd("HGETALL", "herald:node:edge-t")
+    assert d, cluster.redis.call("HGETALL", "herald:node:edge-t")
     assert d["role"] == "edge" and d["api"] == f"http://127.0.0.1:{edge.admin_port}"
     assert d["lag"] == "0" and int(d["updated_ms"]) > 0 and "deliveries_per_sec" in d
-    assert b"edge-t" in cluster.redis.cmd("SMEMBERS", "herald:nodes")
-    assert 0 < cluster.redis.cmd("TTL", "herald:node:edge-t") <= 10
+    assert b"edge-t" in cluster.redis.call("SMEMBERS", "herald:nodes")
+    assert 0 < cluster.redis.call("TTL", "herald:node:edge-t") <= 10
 
     st = edge.api("GET", "/api/stats").json()
     assert st["connections"] == 1
@@ -483,7 +268,7 @@ def test_the_same_bytes_reach_every_worker(cluster):
     assert w.join(room) == (room, "", 0)                  # never published
     w2 = FakeWorker(edge, slot=62)
     assert w2.join(room) == (room, "", 0)                 # a ready room answers at once
-    frames = [deliver_frame(room, s, event="e%d" % s) for s in (1, 2)]
+    frames = [deliver_frame(room, s, EPOCH, event="e%d" % s) for s in (1, 2)]
     for f in frames:
         publish_live(cluster, room, f)
     assert w.deliveries(2) == frames
@@ -498,13 +283,13 @@ def test_room_forgotten_after_the_last_worker_leaves(cluster):
     w, w2 = FakeWorker(edge), FakeWorker(edge, slot=62)
 
     def subscribers():
-        return cluster.redis.cmd("PUBSUB", "NUMSUB", f"herald:room:{room}")[1]
+        return cluster.redis.call("PUBSUB", "NUMSUB", f"herald:room:{room}")[1]
     w.join(room)
     w2.join(room)
     assert subscribers() == 1
     w.send(IPC["IPC_ROOM_LEAVE"], ipc_str(room.encode()))
-    publish_live(cluster, room, deliver_frame(room, 1))
-    assert w2.deliveries(1) == [deliver_frame(room, 1)]
+    publish_live(cluster, room, deliver_frame(room, 1, EPOCH))
+    assert w2.deliveries(1) == [deliver_frame(room, 1, EPOCH)]
     with pytest.raises(AssertionError):
         w.recv(IPC["IPC_DELIVER"], timeout=0.3)           # it left
     w2.close()                                            # its link gone: its rooms too
@@ -620,9 +405,8 @@ def test_publish_unavailable_without_the_primary(cluster):
     assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
 
     # No primary advertised at all: not ready, and publishes fail at once.
-    cluster.redis.cmd("DEL", "herald:primary")
-    assert wait_until(lambda: requests.get(edge.admin_url("/health/ready")).status_code == 503,
-                      timeout=5)
+    cluster.redis.call("DEL", "herald:primary")
+    assert wait_until(lambda: ready(edge) == 503, timeout=5)
     t = time.time()
     r = edge.publish(room)
     assert r.status_code == 503 and time.time() - t < 1
@@ -683,17 +467,14 @@ def test_redis_restart(cluster):
     publish_live(cluster, room, cluster.primary.add(room, 2))
     c.wait_seq(room, 2)
 
-    cluster.redis_server.kill()
-    assert wait_until(lambda: requests.get(edge.admin_url("/health/ready")).status_code == 503,
-                      timeout=5)
+    cluster.redis.kill()
+    assert wait_until(lambda: ready(edge) == 503, timeout=5)
     assert edge.api("GET", "/api/stats").json()["relay"]["link"]["redis"] == "down"
     cluster.primary.add(room, 3)                          # committed while Redis was away
     cluster.primary.add(room, 4)
-    cluster.redis_server.start()
-    cluster.reconnect()
+    cluster.redis.start()
     cluster.advertise()
-    assert wait_until(lambda: requests.get(edge.admin_url("/health/ready")).status_code == 200,
-                      timeout=5)
+    assert wait_until(lambda: ready(edge) == 200, timeout=5)
     c.wait_seq(room, 4, timeout=6)                        # the gap, from the primary
     assert wait_until(lambda: cluster.publish(room, cluster.primary.add(room, 5)) == 1 or None,
                       timeout=5)
