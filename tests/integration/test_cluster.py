@@ -263,3 +263,27 @@ def test_cluster_stats_count_every_node(cluster):
     assert int(by_name["edge1"]["connections"]) == 2
     for cl in clients:
         cl.close()
+
+
+def test_socketio_clients_on_an_edge(cluster):
+    from test_socketio import Driver
+    a = cluster.edges[0]
+    d = Driver(a)
+    try:
+        for name, transports in (("ws", ["websocket"]), ("poll", ["polling"])):
+            c = d.connect(name, transports=transports, auth={"token": make_token(name)})
+            assert not c.get("recovered")   # recovery needs the primary's database
+            ack = d.emit_ack(name, "subscribe", {"room": "race", "id": "s"})[0]
+            assert ack["success"] is True and ack["room"] == "race:s", ack
+        for i in range(3):
+            assert cluster.primary.publish("race:s", "odds", {"i": i}).status_code == 200
+        for name in ("ws", "poll"):
+            evs = d.wait_events(name, "odds", 3)
+            assert [e["args"][0]["seq"] for e in evs] == [1, 2, 3]
+            assert [e["args"][0]["data"] for e in evs] == [{"i": 0}, {"i": 1}, {"i": 2}]
+        # a client's publish goes to the primary and is acknowledged with its seq
+        pub = d.emit_ack("ws", "publish", {"room": "chat:s", "event": "said", "data": {"t": 1}})[0]
+        assert pub["success"] is True and pub["seq"] == 1, pub
+        assert stored_seqs(cluster, "chat:s") == [1]
+    finally:
+        d.close()
