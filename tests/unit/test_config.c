@@ -20,7 +20,7 @@ static const char *const top_keys[] = {
 	"max_header_size", "max_headers", "max_json_depth", "send_queue_max",
 	"rate_per_sec", "rate_burst", "handshake_timeout", "auth_timeout",
 	"token_grace", "ping_interval", "ping_timeout", "replay_limit",
-	"shutdown_timeout",
+	"shutdown_timeout", "cluster_redis", "node_role", "node_name", "node_api_url",
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -744,6 +744,50 @@ static void test_sample(void)
 	free(text);
 }
 
+static void test_cluster(void)
+{
+	struct config cfg;
+	char err[512];
+
+	CHECK_EQ_INT(load_text("listen = 10.0.0.2:8080\n", &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.cluster_redis == NULL && !cfg.node_edge && cfg.node_name == NULL);
+	config_free(&cfg);
+
+	CHECK_EQ_INT(load_text("listen = 10.0.0.2:8080\nadmin_listen = 10.0.0.2:8081\n"
+			       "api_key = k\ncluster_redis = redis://10.0.0.5:6380/2\n"
+			       "node_role = EDGE\n", &cfg, err, sizeof(err)), 0);
+	CHECK(cfg.node_edge);
+	CHECK_EQ_STR(cfg.redis_host, "10.0.0.5");
+	CHECK_EQ_INT(cfg.redis_port, 6380);
+	CHECK_EQ_INT(cfg.redis_db, 2);
+	CHECK_EQ_STR(cfg.node_name, "10.0.0.2:8080");
+	CHECK_EQ_STR(cfg.node_api_url, "http://10.0.0.2:8081");
+	config_free(&cfg);
+
+	CHECK_EQ_INT(load_text("api_key = k\ncluster_redis = redis://localhost:6379\n"
+			       "node_name = edge-1\nnode_api_url = http://edge-1:8081\n",
+			       &cfg, err, sizeof(err)), 0);
+	CHECK(!cfg.node_edge);
+	CHECK_EQ_INT(cfg.redis_db, 0);
+	CHECK_EQ_STR(cfg.node_name, "edge-1");
+	CHECK_EQ_STR(cfg.node_api_url, "http://edge-1:8081");
+	config_free(&cfg);
+
+	CHECK_ERROR("node_role = edge\n", " node_role = edge needs cluster_redis");
+	CHECK_ERROR("node_role = replica\n", "1: bad value 'replica' for node_role");
+	CHECK_ERROR("cluster_redis = redis://h:1\n", " cluster_redis needs api_key");
+	static const char *const bad[] = {
+		"http://h:1", "redis://h", "redis://:6379", "redis://h:0", "redis://h:65536",
+		"redis://h:12x", "redis://h:1/", "redis://h:1/x", "redis://h:1/2/3",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128], want[128];
+		snprintf(text, sizeof(text), "api_key = k\ncluster_redis = %s\n", bad[i]);
+		snprintf(want, sizeof(want), " cluster_redis (%s) is not redis://HOST:PORT[/DB]", bad[i]);
+		CHECK_ERROR(text, want);
+	}
+}
+
 static void test_cleanup(void)
 {
 	if (conf_path[0])
@@ -770,4 +814,5 @@ TEST_MAIN("config",
 	TEST(test_origins),
 	TEST(test_reload),
 	TEST(test_sample),
+	TEST(test_cluster),
 	TEST(test_cleanup))
