@@ -14,6 +14,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "siopkt.h"
 #include "util.h"
 
 /* ---------------------------------------------------------------- keys */
@@ -105,6 +106,7 @@ static const struct config_key config_keys[] = {
 	KEY(socketio_recovery,        CONFIG_BOOL,       0, 0, "on"),
 	KEY(socketio_recovery_window, CONFIG_INT,        1, 365 * 86400, "86400"),
 	KEY(socketio_alias,           CONFIG_STR_OPT,    0, 0, ""),
+	KEY(socketio_namespaces,      CONFIG_STR_OPT,    0, 0, ""),
 	KEY(socketio_test,            CONFIG_BOOL,       0, 0, "off"),
 	KEY(webhook_retry_schedule,   CONFIG_SCHEDULE,   0, 0, "0,5,300,1800,7200,18000,36000,50400,72000,86400"),
 	KEY(webhook_timeout_ms,       CONFIG_INT,        1, 600000, "10000"),
@@ -702,6 +704,83 @@ static int config_cluster(struct config *cfg, const char *where, char *err, size
 	return 0;
 }
 
+/* A Socket.IO namespace of socketio_namespaces: "/" and then room-name
+ * characters or '/', as clients put it in packets. */
+static bool config_sio_nsp_valid(const char *nsp)
+{
+	size_t n = strlen(nsp);
+
+	if (n < 2 || n > SIO_NSP_MAX || nsp[0] != '/')
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		if (nsp[i] != '/' && !acl_room_valid(&nsp[i], 1))
+			return false;
+	}
+	return true;
+}
+
+/* One "/NSP=NAMESPACE" of socketio_namespaces (trimmed; cut up here). */
+static int config_sio_nsp_add(struct config *cfg, char *item, const char *where, char *err,
+			      size_t errlen)
+{
+	char *eq = strchr(item, '='), *nsp, *ns;
+
+	if (eq == NULL) {
+		snprintf(err, errlen, "%s: socketio_namespaces: '%s' is not /NAME=NAMESPACE", where,
+			 item);
+		return -1;
+	}
+	*eq = '\0';
+	nsp = config_trim(item);
+	ns = config_trim(eq + 1);
+	if (strcmp(nsp, "/") == 0) {
+		snprintf(err, errlen, "%s: socketio_namespaces: / is herald's own namespace "
+			 "(every room)", where);
+		return -1;
+	}
+	if (!config_sio_nsp_valid(nsp)) {
+		snprintf(err, errlen, "%s: socketio_namespaces: bad Socket.IO namespace '%s': "
+			 "expected '/' then 1 to %d of A-Z a-z 0-9 _ . : @ - /", where, nsp,
+			 SIO_NSP_MAX - 1);
+		return -1;
+	}
+	if (config_sio_namespace(cfg, nsp, strlen(nsp)) != NULL) {
+		snprintf(err, errlen, "%s: socketio_namespaces: %s is listed twice", where, nsp);
+		return -1;
+	}
+	if (cfg->socketio_test && strcmp(nsp, "/custom") == 0) {
+		snprintf(err, errlen, "%s: socketio_namespaces: /custom is the conformance mode's "
+			 "(socketio_test = on)", where);
+		return -1;
+	}
+	if (strcmp(ns, "*") == 0 || !config_ns_name_valid(ns) ||
+	    config_namespace(cfg, ns) == NULL) {
+		snprintf(err, errlen, "%s: socketio_namespaces: %s=%s: no namespace '%s' (a "
+			 "[namespace %s] section, or a built-in one)", where, nsp, ns, ns, ns);
+		return -1;
+	}
+	cfg->sio_nsps = xrealloc(cfg->sio_nsps, (cfg->nsio_nsps + 1) * sizeof(*cfg->sio_nsps));
+	cfg->sio_nsps[cfg->nsio_nsps++] = (struct config_sio_nsp){ xstrdup(nsp), xstrdup(ns) };
+	return 0;
+}
+
+/* socketio_namespaces = /NSP=NAMESPACE[, ...]: each Socket.IO namespace once,
+ * onto a herald namespace that exists (declared, built in, or under "*"). */
+static int config_sio_namespaces(struct config *cfg, const char *where, char *err, size_t errlen)
+{
+	for (const char *p = cfg->socketio_namespaces; p != NULL && *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		char *item = xstrndup(p, len), *s = config_trim(item);
+		int rc = *s != '\0' ? config_sio_nsp_add(cfg, s, where, err, errlen) : 0;
+
+		free(item);
+		if (rc < 0)
+			return -1;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
 /* Rules that span keys. */
 static int config_validate(struct config *cfg, char *err, size_t errlen)
 {
@@ -718,6 +797,8 @@ static int config_validate(struct config *cfg, char *err, size_t errlen)
 			 cfg->socketio_path);
 		return -1;
 	}
+	if (config_sio_namespaces(cfg, where, err, errlen) < 0)
+		return -1;
 	if (config_cluster(cfg, where, err, errlen) < 0)
 		return -1;
 	/* With SO_REUSEPORT, two listeners on one port would both bind and
@@ -785,6 +866,11 @@ void config_free(struct config *cfg)
 		acl_rule_free(&cfg->ns[i].publish);
 	}
 	free(cfg->ns);
+	for (size_t i = 0; i < cfg->nsio_nsps; i++) {
+		free(cfg->sio_nsps[i].nsp);
+		free(cfg->sio_nsps[i].ns);
+	}
+	free(cfg->sio_nsps);
 	free(cfg->path);
 	free(cfg->redis_host);
 	memset(cfg, 0, sizeof(*cfg));
@@ -808,6 +894,16 @@ const struct ns_config *config_namespace(const struct config *cfg, const char *r
 			any = &cfg->ns[i];
 	}
 	return any;
+}
+
+const char *config_sio_namespace(const struct config *cfg, const char *nsp, size_t len)
+{
+	for (size_t i = 0; i < cfg->nsio_nsps; i++) {
+		const char *name = cfg->sio_nsps[i].nsp;
+		if (strncmp(name, nsp, len) == 0 && name[len] == '\0')
+			return cfg->sio_nsps[i].ns;
+	}
+	return NULL;
 }
 
 bool config_origin_allowed(const struct config *cfg, const char *origin, size_t len)

@@ -18,6 +18,12 @@ struct ns_config {
 	int throttle_ms;            /* 0 = off */
 };
 
+/* One entry of socketio_namespaces: a Socket.IO namespace served as a herald one. */
+struct config_sio_nsp {
+	char *nsp;                  /* "/orders" */
+	char *ns;                   /* "order" */
+};
+
 struct config {
 	char *path;                 /* file it was read from (NULL: defaults only) */
 
@@ -74,6 +80,9 @@ struct config {
 	bool socketio_recovery;         /* connection state recovery */
 	int socketio_recovery_window;   /* seconds */
 	char *socketio_alias;           /* "EVENT VERB TEMPLATE, ..." (NULL: none) */
+	char *socketio_namespaces;      /* "/NSP=NAMESPACE, ..." as written (NULL: none) */
+	struct config_sio_nsp *sio_nsps;    /* socketio_namespaces, checked */
+	size_t nsio_nsps;
 	bool socketio_test;             /* conformance mode: reference behaviour */
 
 	/* webhooks */
@@ -106,6 +115,10 @@ void config_free(struct config *cfg);
 
 /* The namespace that governs room (its own, else "*", else NULL). */
 const struct ns_config *config_namespace(const struct config *cfg, const char *room);
+
+/* The herald namespace that Socket.IO namespace nsp[0..len) is served as, or
+ * NULL when socketio_namespaces does not list it. */
+const char *config_sio_namespace(const struct config *cfg, const char *nsp, size_t len);
 
 /* True when origin is allowed by allowed_origins. */
 bool config_origin_allowed(const struct config *cfg, const char *origin, size_t len);

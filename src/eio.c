@@ -1,20 +1,23 @@
 /* eio.c -- Engine.IO v4 sessions in a worker (see eio.h and docs/socketio.md).
  *
- * A session lives in the worker that created it; its sid starts with that
- * worker's slot. SO_REUSEPORT spreads HTTP requests over every worker, so a
- * request for another worker's session is handed over with its socket: the
- * file descriptor and the bytes already read go to the owner over a Unix
- * socket (SCM_RIGHTS), which adopts it as one of its own connections. */
+ * A session lives in the worker that created it; its sid starts with its id,
+ * which holds that worker's slot. SO_REUSEPORT spreads HTTP requests over
+ * every worker, so a request for another worker's session is handed over
+ * with its socket: the file descriptor and the bytes already read go to the
+ * owner over a Unix socket (SCM_RIGHTS), which adopts it as one of its own
+ * connections. */
 #include "eio.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "config.h"
 #include "conn.h"
@@ -26,41 +29,46 @@
 #include "worker.h"
 #include "ws.h"
 
-#define EIO_SID_LEN 20
+#define EIO_SID_LEN 32             /* id and key, 16 hex digits each */
 #define HANDOFF_MAX (128 * 1024)   /* bytes read ahead that may go with a socket */
 #define ORIGIN_MAX 256
 
-struct eio_session {
-	uint64_t id;
-	char sid[EIO_SID_LEN + 1];
-	const struct eio_app *app;
-	void *data;
-	bool websocket;            /* the transport is WebSocket (from the start or upgraded) */
-	bool upgrading;            /* the probe was answered: polls get noop */
-	bool closed;
-	struct conn *ws;           /* the WebSocket transport */
+/* Long-polling and the upgrade from it: only a session that polls has this,
+ * until it runs on a WebSocket. */
+struct eio_poll {
 	struct conn *probe;        /* a WebSocket being upgraded to */
+	bool upgrading;            /* the probe was answered: polls get noop */
 	bool get_held;             /* a poll waits for packets */
-	uint64_t get_conn;
 	uint32_t get_ticket;
+	uint64_t get_conn;
 	char *get_origin;          /* the held poll's Origin (CORS), or NULL */
 	struct buf pollq;          /* packets for the next poll, separated by 0x1e */
-	ev_timer timer;            /* next ping, or the pong's deadline */
+};
+
+struct eio_session {
+	uint64_t id;
+	uint64_t key;              /* the sid's random half */
+	bool websocket;            /* the transport is WebSocket (from the start or upgraded) */
+	bool closed;
 	bool pong_wait;
+	bool dirty;
 	uint32_t ip;
+	const struct eio_app *app;
+	void *data;
+	struct conn *ws;           /* the WebSocket transport */
+	struct eio_poll *poll;     /* while polling, else NULL */
+	ev_timer timer;            /* next ping, or the pong's deadline */
 	int64_t connected_at;
 	const char *close_reason;  /* eio_close_soon */
-	bool dirty;
 	struct eio_session *dirty_next, *dead_next;
 };
 
-static struct map sessions;    /* sid -> session */
 /* Sessions the client closed while no poll was held: a poll sent just before
  * the close (it may reach us after it, through another worker) ends with a
  * noop rather than an error. sid -> mono ms until which this holds. */
 static struct map closed_recently;
 #define CLOSED_GRACE_MS 1000
-static struct map by_id;       /* id -> session */
+static struct map sessions;    /* id -> session */
 static struct eio_session *dirty, *dead;
 static int handoff_fd = -1;
 static ev_io handoff_io;
@@ -72,14 +80,33 @@ static void session_end(struct eio_session *es, bool by_client, const char *reas
 void *eio_data(const struct eio_session *es) { return es->data; }
 void eio_set_data(struct eio_session *es, void *data) { es->data = data; }
 uint64_t eio_id(const struct eio_session *es) { return es->id; }
-const char *eio_sid(const struct eio_session *es) { return es->sid; }
 int64_t eio_connected_at(const struct eio_session *es) { return es->connected_at; }
 bool eio_is_open(const struct eio_session *es) { return !es->closed; }
 size_t eio_count(void) { return sessions.count; }
 
+/* The sid: the session's id (any worker can tell from it where the session
+ * lives), then its random key. */
+static void sid_format(const struct eio_session *es, char out[EIO_SID_LEN + 1])
+{
+	snprintf(out, EIO_SID_LEN + 1, "%016" PRIx64 "%016" PRIx64, es->id, es->key);
+}
+
+/* Reads the id and key of a sid; -1 when it is not one. */
+static int sid_parse(const char *sid, uint64_t *id, uint64_t *key)
+{
+	char half[EIO_SID_LEN / 2 + 1];
+	if (strlen(sid) != EIO_SID_LEN || strspn(sid, "0123456789abcdef") != EIO_SID_LEN)
+		return -1;
+	memcpy(half, sid, EIO_SID_LEN / 2);
+	half[EIO_SID_LEN / 2] = '\0';
+	*id = strtoull(half, NULL, 16);
+	*key = strtoull(sid + EIO_SID_LEN / 2, NULL, 16);
+	return 0;
+}
+
 struct eio_session *eio_find_id(uint64_t id)
 {
-	return map_get_u64(&by_id, id);
+	return map_get_u64(&sessions, id);
 }
 
 const char *eio_addr(const struct eio_session *es)
@@ -90,9 +117,19 @@ const char *eio_addr(const struct eio_session *es)
 
 size_t eio_backlog(const struct eio_session *es)
 {
-	if (es->websocket && es->ws)
-		return es->ws->out_bytes;
-	return es->pollq.len;
+	if (es->websocket)
+		return es->ws ? es->ws->out_bytes : 0;
+	return es->poll->pollq.len;
+}
+
+void eio_foreach(const struct eio_app *app, void (*fn)(struct eio_session *es, void *arg),
+		 void *arg)
+{
+	struct map_iter it = { 0 };
+	struct map_entry *e;
+	while ((e = map_next(&sessions, &it)))
+		if (((struct eio_session *)e->val)->app == app)
+			fn(e->val, arg);
 }
 
 /* ---- HTTP responses --------------------------------------------------------------- */
@@ -166,11 +203,12 @@ static void ws_send(struct conn *c, int opcode, const void *p, size_t n)
 /* Queues a whole packet (type included) on the polling queue. */
 static void poll_queue(struct eio_session *es, const char *p, size_t n)
 {
-	if (es->pollq.len)
-		buf_append(&es->pollq, "\x1e", 1);
-	buf_append(&es->pollq, p, n);
+	struct buf *q = &es->poll->pollq;
+	if (q->len)
+		buf_append(q, "\x1e", 1);
+	buf_append(q, p, n);
 	mark_dirty(es);
-	if (es->pollq.len > worker.cfg->send_queue_max) {
+	if (q->len > worker.cfg->send_queue_max) {
 		worker.stats.slow_closed++;
 		eio_close_soon(es, "slow consumer");
 	}
@@ -181,7 +219,7 @@ static void send_packet(struct eio_session *es, const char *p, size_t n)
 {
 	if (es->closed)
 		return;
-	if (es->websocket && es->ws)
+	if (es->websocket)
 		ws_send(es->ws, WS_OP_TEXT, p, n);
 	else
 		poll_queue(es, p, n);
@@ -201,7 +239,7 @@ void eio_send_binary(struct eio_session *es, const void *p, size_t n)
 {
 	if (es->closed)
 		return;
-	if (es->websocket && es->ws) {
+	if (es->websocket) {
 		ws_send(es->ws, WS_OP_BINARY, p, n);
 		return;
 	}
@@ -216,20 +254,30 @@ void eio_send_shared(struct eio_session *es, struct sbuf *ws_frame, const char *
 {
 	if (es->closed)
 		return;
-	if (es->websocket && es->ws)
+	if (es->websocket)
 		conn_send(es->ws, ws_frame);
 	else
 		poll_queue(es, packet, n);
 }
 
-/* Moves what waited for a poll onto the WebSocket, once upgraded. */
-static void pollq_to_ws(struct eio_session *es)
+static void poll_free(struct eio_session *es)
 {
+	if (!es->poll)
+		return;
+	buf_free(&es->poll->pollq);
+	free(es->poll->get_origin);
+	free(es->poll);
+	es->poll = NULL;
+}
+
+/* Once upgraded: what waited for a poll goes onto the WebSocket, and the
+ * polling state goes. */
+static void poll_to_ws(struct eio_session *es)
+{
+	struct buf *q = &es->poll->pollq;
 	size_t pos = 0, n;
 	const char *pkt;
-	if (!es->pollq.len)
-		return;
-	while (eiopkt_payload_next(es->pollq.data, es->pollq.len, &pos, &pkt, &n) > 0) {
+	while (eiopkt_payload_next(q->data, q->len, &pos, &pkt, &n) > 0) {
 		if (pkt[0] == 'b') {
 			uint8_t *bin = xmalloc(n);
 			long len = eiopkt_b64_decode(pkt + 1, n - 1, bin, n);
@@ -240,19 +288,20 @@ static void pollq_to_ws(struct eio_session *es)
 			ws_send(es->ws, WS_OP_TEXT, pkt, n);
 		}
 	}
-	buf_free(&es->pollq);
+	poll_free(es);
 }
 
 /* The poll held by es, if its connection is still there. */
 static struct conn *held_get(struct eio_session *es)
 {
-	if (!es->get_held)
+	struct eio_poll *p = es->poll;
+	if (!p || !p->get_held)
 		return NULL;
-	struct conn *c = map_get_u64(&worker.conns, es->get_conn);
+	struct conn *c = map_get_u64(&worker.conns, p->get_conn);
 	if (!c || c->state != CONN_HTTP) {
-		es->get_held = false;
-		free(es->get_origin);
-		es->get_origin = NULL;
+		p->get_held = false;
+		free(p->get_origin);
+		p->get_origin = NULL;
 		return NULL;
 	}
 	return c;
@@ -264,18 +313,19 @@ static void answer_get(struct eio_session *es, const char *body)
 	struct conn *c = held_get(es);
 	if (!c)
 		return;
-	es->get_held = false;
-	c->http_cur = es->get_ticket;
-	const char *origin = es->get_origin;
+	struct eio_poll *p = es->poll;
+	p->get_held = false;
+	c->http_cur = p->get_ticket;
+	const char *origin = p->get_origin;
 	size_t olen = origin ? strlen(origin) : 0;
 	if (body) {
 		respond_text(c, body, strlen(body), origin, olen);
 	} else {
-		respond_text(c, es->pollq.data, es->pollq.len, origin, olen);
-		buf_free(&es->pollq);
+		respond_text(c, p->pollq.data, p->pollq.len, origin, olen);
+		buf_free(&p->pollq);
 	}
-	free(es->get_origin);
-	es->get_origin = NULL;
+	free(p->get_origin);
+	p->get_origin = NULL;
 }
 
 /* ---- heartbeat ---------------------------------------------------------------------- */
@@ -351,16 +401,13 @@ static struct eio_session *session_new(struct conn *c, const struct eio_app *app
 {
 	struct eio_session *es = xcalloc(1, sizeof(*es));
 	es->id = worker.next_conn_id++;
-	/* The owner's slot first: any worker can tell where a sid lives. */
-	snprintf(es->sid, 3, "%02x", (unsigned)worker.slot & 0xff);
-	random_hex(es->sid + 2, (EIO_SID_LEN - 2) / 2);
+	randombytes_buf(&es->key, sizeof(es->key));
 	es->app = app;
 	es->ip = c->ip;
 	es->connected_at = now_ms();
 	ev_init(&es->timer, timer_cb);
 	es->timer.data = es;
-	map_put(&sessions, es->sid, strlen(es->sid), es);
-	map_put_u64(&by_id, es->id, es);
+	map_put_u64(&sessions, es->id, es);
 	arm_timer(es, worker.cfg->socketio_ping_interval);
 	return es;
 }
@@ -368,8 +415,10 @@ static struct eio_session *session_new(struct conn *c, const struct eio_app *app
 static void open_packet(struct eio_session *es, struct buf *b, bool upgrades)
 {
 	const struct config *cfg = worker.cfg;
+	char sid[EIO_SID_LEN + 1];
+	sid_format(es, sid);
 	buf_printf(b, "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%d,"
-		      "\"pingTimeout\":%d,\"maxPayload\":%zu}", es->sid,
+		      "\"pingTimeout\":%d,\"maxPayload\":%zu}", sid,
 		   upgrades ? "\"websocket\"" : "", cfg->socketio_ping_interval,
 		   cfg->socketio_ping_timeout, cfg->socketio_max_payload);
 }
@@ -379,19 +428,22 @@ static void session_end(struct eio_session *es, bool by_client, const char *reas
 	if (es->closed)
 		return;
 	es->closed = true;
-	map_del(&sessions, es->sid, strlen(es->sid));
-	map_del_u64(&by_id, es->id);
+	map_del_u64(&sessions, es->id);
 	ev_timer_stop(worker.loop, &es->timer);
+	char sid[EIO_SID_LEN + 1];
+	sid_format(es, sid);
 	/* A poll in the works ends: noop when the client closed, else close. */
 	if (by_client && !held_get(es) && !es->websocket) {
 		if (closed_recently.count > 4096)
 			map_free(&closed_recently);
-		map_put(&closed_recently, es->sid, strlen(es->sid),
+		map_put(&closed_recently, sid, strlen(sid),
 			(void *)(intptr_t)(mono_ms() + CLOSED_GRACE_MS));
 	}
 	answer_get(es, by_client ? "6" : "1");
-	struct conn *ws = es->ws, *probe = es->probe;
-	es->ws = es->probe = NULL;
+	struct conn *ws = es->ws, *probe = es->poll ? es->poll->probe : NULL;
+	es->ws = NULL;
+	if (probe)
+		es->poll->probe = NULL;
 	if (ws) {
 		ws->eio = NULL;
 		conn_ws_close(ws, WS_CLOSE_NORMAL, "");
@@ -400,7 +452,7 @@ static void session_end(struct eio_session *es, bool by_client, const char *reas
 		probe->eio = NULL;
 		conn_ws_close(probe, WS_CLOSE_NORMAL, "");
 	}
-	log_debug("event=eio_close sid=%s reason=\"%s\"", es->sid, reason);
+	log_debug("event=eio_close sid=%s reason=\"%s\"", sid, reason);
 	es->app->close(es, reason);
 	es->dead_next = dead;
 	dead = es;
@@ -435,9 +487,9 @@ void eio_conn_closed(struct conn *c)
 	c->eio = NULL;
 	if (!es)
 		return;
-	if (es->probe == c) {
-		es->probe = NULL;
-		es->upgrading = false;
+	if (es->poll && es->poll->probe == c) {
+		es->poll->probe = NULL;
+		es->poll->upgrading = false;
 	} else if (es->ws == c) {
 		es->ws = NULL;
 		session_end(es, true, "transport close");
@@ -450,14 +502,13 @@ void eio_flush(void)
 		struct eio_session *es = dirty;
 		dirty = es->dirty_next;
 		es->dirty = false;
-		if (!es->closed && !es->upgrading && es->pollq.len && !es->websocket)
+		if (!es->closed && es->poll && !es->poll->upgrading && es->poll->pollq.len)
 			answer_get(es, NULL);
 	}
 	while (dead) {
 		struct eio_session *es = dead;
 		dead = es->dead_next;
-		buf_free(&es->pollq);
-		free(es->get_origin);
+		poll_free(es);
 		free(es);
 	}
 }
@@ -484,21 +535,21 @@ void eio_ws_message(struct conn *c, int opcode, const char *p, size_t n)
 	struct eio_session *es = c->eio;
 	if (!es || es->closed)
 		return;
-	if (c == es->probe) {
+	struct eio_poll *poll = es->poll;
+	if (poll && c == poll->probe) {
 		if (opcode == WS_OP_TEXT && n == 6 && memcmp(p, "2probe", 6) == 0) {
 			ws_send(c, WS_OP_TEXT, "3probe", 6);
-			es->upgrading = true;
+			poll->upgrading = true;
 			answer_get(es, "6");   /* the poll in the works ends cleanly */
-		} else if (opcode == WS_OP_TEXT && n == 1 && p[0] == EIO_UPGRADE && es->upgrading) {
-			es->probe = NULL;
-			es->upgrading = false;
+		} else if (opcode == WS_OP_TEXT && n == 1 && p[0] == EIO_UPGRADE &&
+			   poll->upgrading) {
 			es->websocket = true;
 			es->ws = c;
 			answer_get(es, "6");
-			pollq_to_ws(es);
+			poll_to_ws(es);
 		} else {
-			es->probe = NULL;
-			es->upgrading = false;
+			poll->probe = NULL;
+			poll->upgrading = false;
 			c->eio = NULL;
 			conn_ws_close(c, WS_CLOSE_PROTOCOL, "bad upgrade");
 		}
@@ -628,15 +679,6 @@ static bool method_is(const struct http_request *req, const char *m)
 	return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
-static int sid_slot(const char *sid)
-{
-	unsigned v;
-	char hex[3] = { sid[0], sid[0] ? sid[1] : 0, 0 };
-	if (strlen(sid) != EIO_SID_LEN || sscanf(hex, "%2x", &v) != 1)
-		return -1;
-	return (int)v;
-}
-
 static void handshake(struct conn *c, const struct http_request *req, bool websocket,
 		      const struct eio_app *app, const char *origin, size_t olen)
 {
@@ -653,6 +695,7 @@ static void handshake(struct conn *c, const struct http_request *req, bool webso
 		ws_start(c, req, es);
 		ws_send(c, WS_OP_TEXT, b.data, b.len);
 	} else {
+		es->poll = xcalloc(1, sizeof(*es->poll));
 		conn_long_poll(c);
 		respond_text(c, b.data, b.len, origin, olen);
 	}
@@ -724,11 +767,12 @@ void eio_http(struct conn *c, const struct http_request *req, const char *body, 
 			handshake(c, req, websocket, app, origin, olen);
 		return;
 	}
-	int slot = sid_slot(q.sid);
+	uint64_t id = 0, key = 0;
+	int slot = sid_parse(q.sid, &id, &key) < 0 ? -1 : (int)(id >> WORKER_ID_SLOT_SHIFT) - 1;
 	if (slot != worker.slot && handoff(c, slot, req->method) == 0)
 		return;
-	struct eio_session *es = map_get(&sessions, q.sid, strlen(q.sid));
-	if (!es || es->closed || es->app != app) {
+	struct eio_session *es = map_get_u64(&sessions, id);
+	if (!es || es->key != key || es->closed || es->app != app) {
 		intptr_t until = (intptr_t)map_del(&closed_recently, q.sid, strlen(q.sid));
 		if (!websocket && method_is(req, "GET") && until > mono_ms())
 			respond_text(c, "6", 1, origin, olen);
@@ -742,13 +786,13 @@ void eio_http(struct conn *c, const struct http_request *req, const char *body, 
 			respond_error(c, EIO_ERR_REQUEST, origin, olen);
 			return;
 		}
-		if (es->websocket || es->probe) {
+		if (es->websocket || es->poll->probe) {
 			/* As the reference server does: open, then close at once. */
 			conn_ws_upgrade(c, req, NULL, false);
 			conn_ws_close(c, WS_CLOSE_NORMAL, "");
 			return;
 		}
-		es->probe = c;
+		es->poll->probe = c;
 		ws_start(c, req, es);
 		return;
 	}
@@ -764,15 +808,16 @@ void eio_http(struct conn *c, const struct http_request *req, const char *body, 
 			session_end(es, false, "duplicate poll");
 			return;
 		}
-		if (es->upgrading) {
+		struct eio_poll *p = es->poll;
+		if (p->upgrading) {
 			respond_text(c, "6", 1, origin, olen);
 			return;
 		}
-		es->get_held = true;
-		es->get_conn = c->id;
-		es->get_ticket = c->http_cur;
-		es->get_origin = origin ? xstrndup(origin, olen) : NULL;
-		if (es->pollq.len)
+		p->get_held = true;
+		p->get_conn = c->id;
+		p->get_ticket = c->http_cur;
+		p->get_origin = origin ? xstrndup(origin, olen) : NULL;
+		if (p->pollq.len)
 			mark_dirty(es);  /* answered at the end of the loop turn, with all there is */
 		return;
 	}

@@ -72,9 +72,11 @@ void *eio_data(const struct eio_session *es);
 void eio_set_data(struct eio_session *es, void *data);
 /* A connection-like id (unique in the worker's id space), the client's address. */
 uint64_t eio_id(const struct eio_session *es);
-const char *eio_sid(const struct eio_session *es);
 const char *eio_addr(const struct eio_session *es);
 int64_t eio_connected_at(const struct eio_session *es);
+/* Calls fn for every open session of app. */
+void eio_foreach(const struct eio_app *app, void (*fn)(struct eio_session *es, void *arg),
+		 void *arg);
 /* The session with that id, or NULL. */
 struct eio_session *eio_find_id(uint64_t id);
 /* Number of open sessions. */

@@ -59,38 +59,42 @@ static void hub_room_msg(uint16_t type, const char *name)
 /* Bytes queued for the subscriber's client. */
 static size_t sub_backlog(const struct sub *s)
 {
-	return s->sio ? sio_backlog(s->sio) : s->conn->out_bytes;
+	return s->is_sio ? sio_backlog(s->sio) : s->conn->out_bytes;
 }
 
 static bool sub_open(const struct sub *s)
 {
-	return s->sio ? sio_is_open(s->sio) : s->conn->state == CONN_WS;
+	return s->is_sio ? sio_is_open(s->sio) : s->conn->state == CONN_WS;
 }
 
 static void sub_confirmed(struct sub *s)
 {
-	if (s->sio)
+	if (s->is_sio)
 		sio_subscribed(s);
 	else
 		session_subscribed(s);
 }
 
-/* The Engine.IO packet of a stored message for Socket.IO subscribers. */
-static void sio_packet(struct buf *b, const char *room, const struct store_message *m)
+/* The Engine.IO packet of a stored message for Socket.IO subscribers of
+ * namespace nsp. */
+static void sio_packet(struct buf *b, const char *nsp, const char *room,
+		       const struct store_message *m)
 {
 	struct buf ev = { 0 };
 	buf_append_json_str(&ev, m->event, strlen(m->event));
-	siopkt_event(b, "/", ev.data, ev.len, room, m->seq, m->ts, m->data, m->data_len,
+	siopkt_event(b, nsp, ev.data, ev.len, room, m->seq, m->ts, m->data, m->data_len,
 		     worker.cfg->socketio_recovery ? m->gpos : -1);
 	buf_free(&ev);
 }
 
-/* The same for a delivered message: the packet every Socket.IO subscriber gets. */
-static void sio_msg_packet(struct buf *b, const char *room, const struct room_msg *m)
+/* The same for a delivered message: the packet every Socket.IO subscriber of
+ * namespace nsp gets. */
+static void sio_msg_packet(struct buf *b, const char *nsp, const char *room,
+			   const struct room_msg *m)
 {
 	char ts[UTIL_TS_LEN + 1];
 	snprintf(ts, sizeof(ts), "%.*s", UTIL_TS_LEN, m->ts);
-	siopkt_event(b, "/", m->event, m->event_len, room, m->seq, ts, m->data, m->data_len,
+	siopkt_event(b, nsp, m->event, m->event_len, room, m->seq, ts, m->data, m->data_len,
 		     worker.cfg->socketio_recovery ? m->gpos : -1);
 }
 
@@ -143,7 +147,7 @@ static int replay_send(struct replay_ctx *rc, int64_t seq, const char *text, siz
 	if (seq != s->sent_seq + 1)
 		s->recovered = false;   /* pruned: the missing ones are gone */
 	struct sbuf *f = ws_frame_new(WS_OP_TEXT, text, len);
-	if (s->sio)
+	if (s->is_sio)
 		sio_deliver(s->sio, f, text, len);
 	else
 		conn_send(s->conn, f);
@@ -161,8 +165,8 @@ static int replay_row(const struct store_message *m, void *arg)
 	if (m->seq > s->room->last_seq)
 		return 1;        /* committed later than we know of: it comes live */
 	buf_reset(&rc->frame);
-	if (s->sio)
-		sio_packet(&rc->frame, s->room->name, m);
+	if (s->is_sio)
+		sio_packet(&rc->frame, sio_nsp(s->sio), s->room->name, m);
 	else
 		proto_event(&rc->frame, s->room->name, m->seq, s->room->epoch, m->event, m->data,
 			    m->data_len, m->ts);
@@ -250,9 +254,9 @@ static int replay_frames(struct sub *s, const char *body, size_t len)
 		n++;
 		if (m.seq <= s->sent_seq)
 			continue;
-		if (s->sio) {
+		if (s->is_sio) {
 			buf_reset(&rc.frame);
-			sio_msg_packet(&rc.frame, r->name, &m);
+			sio_msg_packet(&rc.frame, sio_nsp(s->sio), r->name, &m);
 			stop = replay_send(&rc, m.seq, rc.frame.data, rc.frame.len);
 		} else {
 			stop = replay_send(&rc, m.seq, m.payload, m.len);
@@ -440,8 +444,12 @@ static struct sub *subscribe(struct conn *c, struct sio_sock *k, const char *nam
 	}
 	struct sub *s = xcalloc(1, sizeof(*s));
 	s->room = r;
-	s->conn = c;
-	s->sio = k;
+	if (k) {
+		s->sio = k;
+		s->is_sio = true;
+	} else {
+		s->conn = c;
+	}
 	s->held = held;
 	s->req_id = req_id ? xstrdup(req_id) : NULL;
 	s->idx = r->nsubs;
@@ -553,6 +561,32 @@ bool room_msg_decode(struct ipc_reader *r, char name[ROOM_MAX + 1],
 	return true;
 }
 
+/* A delivery's Socket.IO frame for one namespace: for polling and framed
+ * for WebSocket. */
+struct nsp_frame {
+	const char *nsp;
+	struct buf packet;
+	struct sbuf *ws;
+};
+static struct nsp_frame *frames;       /* those of the delivery in progress */
+static size_t nframes, capframes;
+
+/* The frame of m for Socket.IO subscribers of nsp, built by the first of them. */
+static const struct nsp_frame *nsp_frame(const char *nsp, const char *room,
+					 const struct room_msg *m)
+{
+	for (size_t i = 0; i < nframes; i++)
+		if (frames[i].nsp == nsp)
+			return &frames[i];
+	xgrow(&frames, &capframes, nframes + 1, sizeof(*frames));
+	struct nsp_frame *f = &frames[nframes++];
+	f->nsp = nsp;
+	f->packet = (struct buf){ 0 };
+	sio_msg_packet(&f->packet, nsp, room, m);
+	f->ws = ws_frame_new(WS_OP_TEXT, f->packet.data, f->packet.len);
+	return f;
+}
+
 void room_on_deliver(const char *name, const struct room_msg *m)
 {
 	int64_t seq = m->seq;
@@ -569,10 +603,9 @@ void room_on_deliver(const char *name, const struct room_msg *m)
 		snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
 	if (seq > r->last_seq)
 		r->last_seq = seq;
-	/* Framed once per protocol, when the room has a subscriber of it: every
-	 * subscriber's queue holds the same buffer. */
-	struct sbuf *f = NULL, *sf = NULL;
-	struct buf sp = { 0 };
+	/* Framed once per protocol (and Socket.IO namespace), when the room has a
+	 * subscriber of it: every subscriber's queue holds the same buffer. */
+	struct sbuf *f = NULL;
 	uint64_t n = 0;
 	for (size_t i = 0; i < r->nsubs; i++) {
 		struct sub *s = r->subs[i];
@@ -584,12 +617,9 @@ void room_on_deliver(const char *name, const struct room_msg *m)
 			continue;
 		}
 		s->sent_seq = seq;
-		if (s->sio) {
-			if (!sf) {
-				sio_msg_packet(&sp, name, m);
-				sf = ws_frame_new(WS_OP_TEXT, sp.data, sp.len);
-			}
-			sio_deliver(s->sio, sf, sp.data, sp.len);
+		if (s->is_sio) {
+			const struct nsp_frame *sf = nsp_frame(sio_nsp(s->sio), name, m);
+			sio_deliver(s->sio, sf->ws, sf->packet.data, sf->packet.len);
 		} else {
 			if (!f)
 				f = ws_frame_new(WS_OP_TEXT, m->payload, m->len);
@@ -599,9 +629,11 @@ void room_on_deliver(const char *name, const struct room_msg *m)
 	}
 	if (f)
 		sbuf_unref(f);
-	if (sf)
-		sbuf_unref(sf);
-	buf_free(&sp);
+	for (size_t i = 0; i < nframes; i++) {
+		sbuf_unref(frames[i].ws);
+		buf_free(&frames[i].packet);
+	}
+	nframes = 0;
 	worker.stats.delivered += n;
 	replay_schedule();
 }

@@ -16,20 +16,24 @@ struct room;
 struct replay_fetch;
 struct sio_sock;
 
-/* One connection's subscription to one room. */
+/* One connection's subscription to one room (one per idle connection at
+ * least: keep it small). */
 struct sub {
 	struct room *room;
-	struct conn *conn;       /* the native protocol's connection, or NULL */
-	struct sio_sock *sio;    /* a Socket.IO socket (conn is NULL), or NULL */
-	size_t idx;              /* position in room->subs */
+	union {                  /* the subscriber, by is_sio */
+		struct conn *conn;       /* the native protocol's connection */
+		struct sio_sock *sio;    /* a Socket.IO socket */
+	};
 	int64_t start_seq;       /* where it started: sent_seq before any delivery */
 	int64_t sent_seq;        /* last seq delivered on this connection */
+	uint32_t idx;            /* position in room->subs */
+	uint32_t replayed;
+	bool is_sio;
 	bool replaying;          /* history being read: live events are skipped */
 	bool confirmed;          /* `subscribed` was sent */
 	bool recovered;          /* for the `subscribed` reply */
 	bool automatic;          /* an auto-join (set by the session) */
 	bool held;               /* recovering: sio.c merges its history itself */
-	int64_t replayed;
 	char *req_id;            /* the subscribe's id (JSON text), or NULL */
 	struct sub *replay_next; /* on the list of subscriptions replaying */
 	struct replay_fetch *fetch;  /* edge: its history request or retry, or NULL */

@@ -1,9 +1,11 @@
-/* sio.c -- the Socket.IO v5 protocol on Engine.IO sessions: namespaces,
- * CONNECT with the auth payload (the same JWT checks as /ws), herald's verbs
- * as events with acks, binary attachments, room events through the shared
- * fan-out of room.c, and connection state recovery: sessions are stored in
- * SQLite by the hub, and a reconnecting client gets what it missed in every
- * room, merged in global-position order (docs/socketio.md). */
+/* sio.c -- the Socket.IO v5 protocol on Engine.IO sessions: namespaces ("/"
+ * and those of socketio_namespaces, each a socket of its own over one
+ * session), CONNECT with the auth payload (the same JWT checks as /ws),
+ * herald's verbs as events with acks, binary attachments, room events through
+ * the shared fan-out of room.c, and connection state recovery on "/":
+ * sessions are stored in SQLite by the hub, and a reconnecting client gets
+ * what it missed in every room, merged in global-position order
+ * (docs/socketio.md). */
 #include "sio.h"
 
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include "acl.h"
 #include "config.h"
@@ -26,7 +29,8 @@
 #include "worker.h"
 #include "ws.h"
 
-#define SIO_ID_LEN 20
+#define SIO_ID_BYTES 10                  /* random socket ids (sid, pid) */
+#define SIO_ID_LEN (2 * SIO_ID_BYTES)    /* as hex text */
 #define REC_CHUNK 256                    /* rows per history read while recovering */
 #define REC_QUEUE_LOW (256 * 1024)       /* read more when less than this is queued */
 #define ALIAS_MAX 64
@@ -52,49 +56,159 @@ struct recovery {
 	int64_t offset;
 	struct rec_cursor *cur;
 	size_t ncur;
-	struct sio_sock *next;               /* on the list of recoveries */
+	struct sio_conn *next;               /* on the list of recoveries */
 };
 
+/* A namespace as sockets know it: its name and the herald namespace whose
+ * rooms it serves (NULL: every room). Interned: a socket keeps its own across
+ * configuration reloads, and one namespace is one pointer. */
+struct sio_nsp {
+	const char *name;
+	const char *ns;
+};
+
+/* A socket: one namespace connected over an Engine.IO session. */
 struct sio_sock {
 	struct eio_session *es;
-	uint64_t id;
-	bool main;                           /* connected to "/" */
-	bool custom;                         /* conformance mode: "/custom" */
-	bool reported;                       /* the hub's registry knows it */
-	char sid[SIO_ID_LEN + 1];
-	char pid[SIO_ID_LEN + 1];
+	const struct sio_nsp *nsp;
+	struct sio_sock *next;               /* the session's next socket */
 	struct jwt_claims claims;            /* claims.sub NULL: anonymous */
-	char *token;                         /* from the handshake request */
 	struct sub **subs;
 	size_t nsubs, cap;
+};
+
+/* What a session needs now and then, allocated on demand and freed when idle. */
+struct sio_more {
 	/* a binary packet waiting for its attachments */
 	char *bin_head;
 	size_t bin_head_len;
 	unsigned bin_want;
 	struct buf *bins;
 	size_t nbins;
-	/* recovery */
-	bool put_dirty, dirty;
+	/* recovery of "/" */
 	char **acks;                         /* sent once the session is stored */
 	size_t nacks, acks_cap;
 	struct recovery *rec;
-	struct sio_sock *dirty_next;
-	struct sio_sock *prev, *next;        /* on all_socks */
+};
+
+/* The Socket.IO side of an Engine.IO session: its sockets, "/" first, and
+ * what they share (one registry connection, the rate limit, the handshake's
+ * token). Only "/" is recovered. */
+struct sio_conn {
+	struct sio_sock root;                /* "/" when main; root.next: the other sockets */
+	bool main;                           /* connected to "/" */
+	bool reported;                       /* the hub's registry knows it */
+	bool dirty;                          /* "/"'s session is to be stored */
+	uint8_t sid[SIO_ID_BYTES];           /* "/"'s sid and pid (recovery) */
+	uint8_t pid[SIO_ID_BYTES];
+	char *token;                         /* from the handshake request */
+	struct sio_more *more;
 	double tokens;                       /* rate limit bucket */
 	ev_tstamp refilled;
 };
 
-static struct sio_sock *all_socks;      /* every socket of the worker */
-static struct sio_sock *dirty_socks;
-static struct sio_sock *recovering;
+static const struct sio_nsp nsp_root = { "/", NULL };
+static struct sio_nsp **nsps;           /* every other namespace seen */
+static size_t nnsps, capnsps;
+static uint64_t *dirty_ids;             /* sessions whose "/" is to be stored */
+static size_t ndirty, capdirty;
+static struct sio_conn *recovering;
 static ev_idle rec_idle;
 static ev_timer rec_wait;
 
-/* The socket whose Engine.IO session has that id (NULL when it is gone). */
-static struct sio_sock *sock_find(uint64_t id)
+static struct sio_conn *conn_of(const struct sio_sock *k)
+{
+	return eio_data(k->es);
+}
+
+/* The session with that Engine.IO id (NULL when it is gone). */
+static struct sio_conn *conn_find(uint64_t id)
 {
 	struct eio_session *es = eio_find_id(id);
 	return es ? eio_data(es) : NULL;
+}
+
+/* The first of the session's connected sockets (then ->next). */
+static struct sio_sock *conn_socks(struct sio_conn *c)
+{
+	return c->main ? &c->root : c->root.next;
+}
+
+/* The session's socket connected to namespace name, or NULL. */
+static struct sio_sock *sock_named(struct sio_conn *c, const char *name)
+{
+	for (struct sio_sock *k = conn_socks(c); k; k = k->next)
+		if (strcmp(k->nsp->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+static void id_text(const uint8_t id[SIO_ID_BYTES], char out[SIO_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < SIO_ID_BYTES; i++) {
+		out[2 * i] = hex[id[i] >> 4];
+		out[2 * i + 1] = hex[id[i] & 15];
+	}
+	out[SIO_ID_LEN] = '\0';
+}
+
+/* Reads an id's text; -1 when it is not one. */
+static int id_read(const char *text, uint8_t id[SIO_ID_BYTES])
+{
+	if (strlen(text) != SIO_ID_LEN || strspn(text, "0123456789abcdef") != SIO_ID_LEN)
+		return -1;
+	for (size_t i = 0; i < SIO_ID_BYTES; i++) {
+		unsigned v;
+		sscanf(text + 2 * i, "%2x", &v);
+		id[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static struct sio_more *more_of(struct sio_conn *c)
+{
+	if (!c->more)
+		c->more = xcalloc(1, sizeof(*c->more));
+	return c->more;
+}
+
+/* Frees c->more once nothing in it is in use. */
+static void more_trim(struct sio_conn *c)
+{
+	struct sio_more *m = c->more;
+	if (!m || m->bin_want || m->nacks || m->rec)
+		return;
+	free(m->acks);
+	free(m);
+	c->more = NULL;
+}
+
+/* The namespace a CONNECT names when it is served ("/", one of
+ * socketio_namespaces, "/custom" in conformance mode), else NULL. */
+static const struct sio_nsp *nsp_find(const char *name)
+{
+	if (strcmp(name, "/") == 0)
+		return &nsp_root;
+	const char *ns = config_sio_namespace(worker.cfg, name, strlen(name));
+	if (!ns && !(worker.cfg->socketio_test && strcmp(name, "/custom") == 0))
+		return NULL;
+	for (size_t i = 0; i < nnsps; i++) {
+		const struct sio_nsp *n = nsps[i];
+		if (strcmp(n->name, name) == 0 && !n->ns == !ns && (!ns || strcmp(n->ns, ns) == 0))
+			return n;
+	}
+	struct sio_nsp *n = xmalloc(sizeof(*n));
+	n->name = xstrdup(name);
+	n->ns = ns ? xstrdup(ns) : NULL;
+	xgrow(&nsps, &capnsps, nnsps + 1, sizeof(*nsps));
+	nsps[nnsps++] = n;
+	return n;
+}
+
+const char *sio_nsp(const struct sio_sock *k)
+{
+	return k->nsp->name;
 }
 
 /* ---- aliases ------------------------------------------------------------------------ */
@@ -175,14 +289,14 @@ static int alias_room(const char *tpl, json_t *arg, char *out, size_t outlen)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
-static void send_packet(struct sio_sock *k, struct buf *b)
+static void send_packet(struct eio_session *es, struct buf *b)
 {
-	eio_send_text(k->es, b->data, b->len);
+	eio_send_text(es, b->data, b->len);
 	buf_reset(b);
 }
 
 /* type, namespace, ack id, then the JSON payload (NULL: none). */
-static void send_json(struct sio_sock *k, int type, const char *nsp, int64_t id, json_t *v)
+static void send_json(struct eio_session *es, int type, const char *nsp, int64_t id, json_t *v)
 {
 	struct buf b = { 0 };
 	siopkt_put_header(&b, type, 0, nsp, id);
@@ -191,17 +305,25 @@ static void send_json(struct sio_sock *k, int type, const char *nsp, int64_t id,
 		buf_appends(&b, s);
 		free(s);
 	}
-	send_packet(k, &b);
+	send_packet(es, &b);
 	buf_free(&b);
 }
 
-static void connect_error(struct sio_sock *k, const char *nsp, const char *message,
+static void connect_error(struct eio_session *es, const char *nsp, const char *message,
 			  const char *code)
 {
 	json_t *v = code ? json_pack("{s:s, s:{s:s}}", "message", message, "data", "code", code)
 			 : json_pack("{s:s}", "message", message);
-	send_json(k, SIO_CONNECT_ERROR, nsp, -1, v);
+	send_json(es, SIO_CONNECT_ERROR, nsp, -1, v);
 	json_decref(v);
+}
+
+/* Emits event with one argument (steals v) on k's namespace. */
+static void emit(struct sio_sock *k, const char *event, json_t *v)
+{
+	json_t *args = json_pack("[s, o]", event, v);
+	send_json(k->es, SIO_EVENT, k->nsp->name, -1, args);
+	json_decref(args);
 }
 
 /* An ack with one argument (steals v); without an ack id, errors are
@@ -210,14 +332,11 @@ static void ack(struct sio_sock *k, int64_t id, json_t *v)
 {
 	if (id >= 0) {
 		json_t *args = json_pack("[o]", v);
-		send_json(k, SIO_ACK, "/", id, args);
+		send_json(k->es, SIO_ACK, k->nsp->name, id, args);
 		json_decref(args);
+	} else if (json_is_false(json_object_get(v, "success"))) {
+		emit(k, "error", v);
 	} else {
-		if (json_is_false(json_object_get(v, "success"))) {
-			json_t *args = json_pack("[s, O]", "error", v);
-			send_json(k, SIO_EVENT, "/", -1, args);
-			json_decref(args);
-		}
 		json_decref(v);
 	}
 }
@@ -234,12 +353,46 @@ void sio_deliver(struct sio_sock *k, struct sbuf *ws_frame, const char *packet, 
 
 size_t sio_backlog(const struct sio_sock *k)
 {
-	return k->es ? eio_backlog(k->es) : 0;
+	return eio_backlog(k->es);
 }
 
 bool sio_is_open(const struct sio_sock *k)
 {
-	return k->es && eio_is_open(k->es);
+	return eio_is_open(k->es);
+}
+
+/* ---- the registry ---------------------------------------------------------------------- */
+
+/* The user of the first of the session's sockets (but skip) that has one. */
+static const char *conn_user(struct sio_conn *c, const struct sio_sock *skip)
+{
+	for (struct sio_sock *k = conn_socks(c); k; k = k->next)
+		if (k != skip && k->claims.sub)
+			return k->claims.sub;
+	return NULL;
+}
+
+/* The session is one registry connection, under the first user among its
+ * sockets: per-user and per-address limits count Engine.IO connections. */
+static void report_open(struct sio_conn *c)
+{
+	struct eio_session *es = c->root.es;
+	session_report_open(eio_id(es), conn_user(c, NULL), eio_addr(es), eio_connected_at(es));
+	c->reported = true;
+}
+
+/* A room of k's goes live or is left: the registry hears of it unless
+ * another socket of the session holds the room too. */
+static void report_room(struct sio_sock *k, struct sub *s, bool joined)
+{
+	struct sio_conn *c = conn_of(k);
+	if (!c->reported)
+		return;
+	for (struct sio_sock *o = conn_socks(c); o; o = o->next)
+		for (size_t i = 0; o != k && i < o->nsubs; i++)
+			if (o->subs[i]->room == s->room && o->subs[i]->confirmed)
+				return;
+	session_report_room(eio_id(k->es), s->room->name, joined);
 }
 
 /* ---- persistence of sessions (recovery) ---------------------------------------------- */
@@ -251,16 +404,15 @@ static bool recovery_on(void)
 	return worker.cfg->socketio_recovery && worker.reader;
 }
 
+/* k's rooms changed: stored at the end of the loop turn when k is "/". */
 static void mark_dirty(struct sio_sock *k)
 {
-	if (!recovery_on() || !k->main)
+	struct sio_conn *c = conn_of(k);
+	if (!recovery_on() || k != &c->root || !c->main || c->dirty)
 		return;
-	k->put_dirty = true;
-	if (k->dirty)
-		return;
-	k->dirty = true;
-	k->dirty_next = dirty_socks;
-	dirty_socks = k;
+	c->dirty = true;
+	xgrow(&dirty_ids, &capdirty, ndirty + 1, sizeof(*dirty_ids));
+	dirty_ids[ndirty++] = eio_id(k->es);
 }
 
 struct put_tag {
@@ -269,22 +421,24 @@ struct put_tag {
 	size_t nacks;
 };
 
-static void send_acks(struct sio_sock *k, char **acks, size_t n)
+/* Sends the acks (to es unless NULL) and frees them. */
+static void send_acks(struct eio_session *es, char **acks, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (k)
-			eio_send_text(k->es, acks[i], strlen(acks[i]));
+		if (es)
+			eio_send_text(es, acks[i], strlen(acks[i]));
 		free(acks[i]);
 	}
 	free(acks);
 }
 
-static void put_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+static void put_reply(struct conn *conn, uint64_t tag, int status, const char *json, size_t len)
 {
 	struct put_tag *t = (struct put_tag *)(uintptr_t)tag;
+	struct sio_conn *c = conn_find(t->sock);
 	if (status != 200)
 		log_warn("event=sio_session_store_failed status=%d", status);
-	send_acks(sock_find(t->sock), t->acks, t->nacks);
+	send_acks(c ? c->root.es : NULL, t->acks, t->nacks);
 	free(t);
 }
 
@@ -301,24 +455,31 @@ static json_t *rooms_json(struct sio_sock *k)
 	return o;
 }
 
-static void put_session(struct sio_sock *k)
+/* Stores "/"'s session; the acks waiting for it go once it is committed. */
+static void put_session(struct sio_conn *c)
 {
+	struct sio_sock *k = &c->root;
 	struct put_tag *t = xcalloc(1, sizeof(*t));
-	t->sock = k->id;
-	t->acks = k->acks;
-	t->nacks = k->nacks;
-	k->acks = NULL;
-	k->nacks = k->acks_cap = 0;
-	k->put_dirty = false;
-	json_t *q = json_pack("{s:s, s:s, s:s, s:s, s:o}", "op", "sio_put", "pid", k->pid,
-			      "sid", k->sid, "user", k->claims.sub ? k->claims.sub : "",
-			      "rooms", rooms_json(k));
+	t->sock = eio_id(k->es);
+	if (c->more) {
+		t->acks = c->more->acks;
+		t->nacks = c->more->nacks;
+		c->more->acks = NULL;
+		c->more->nacks = c->more->acks_cap = 0;
+		more_trim(c);
+	}
+	c->dirty = false;
+	char sid[SIO_ID_LEN + 1], pid[SIO_ID_LEN + 1];
+	id_text(c->sid, sid);
+	id_text(c->pid, pid);
+	json_t *q = json_pack("{s:s, s:s, s:s, s:s, s:o}", "op", "sio_put", "pid", pid, "sid", sid,
+			      "user", k->claims.sub ? k->claims.sub : "", "rooms", rooms_json(k));
 	if (!k->claims.sub)
 		json_object_set_new(q, "user", json_null());
 	char *text = json_dumps(q, JSON_COMPACT);
 	json_decref(q);
 	if (worker_request(NULL, (uint64_t)(uintptr_t)t, text, strlen(text), put_reply) < 0) {
-		send_acks(k, t->acks, t->nacks);
+		send_acks(k->es, t->acks, t->nacks);
 		free(t);
 	}
 	free(text);
@@ -326,20 +487,20 @@ static void put_session(struct sio_sock *k)
 
 void sio_flush(void)
 {
-	while (dirty_socks) {
-		struct sio_sock *k = dirty_socks;
-		dirty_socks = k->dirty_next;
-		k->dirty = false;
-		if (k->put_dirty)
-			put_session(k);
+	for (size_t i = 0; i < ndirty; i++) {
+		struct sio_conn *c = conn_find(dirty_ids[i]);
+		if (c && c->dirty)
+			put_session(c);
 	}
+	ndirty = 0;
 }
 
-/* An ack that must wait until the session is stored (a subscription is only
- * acknowledged once a recovery would bring it back). */
+/* An ack that must wait until the session is stored (a subscription of "/"
+ * is only acknowledged once a recovery would bring it back). */
 static void ack_later(struct sio_sock *k, int64_t id, json_t *v)
 {
-	if (!recovery_on() || !k->main) {
+	struct sio_conn *c = conn_of(k);
+	if (!recovery_on() || k != &c->root) {
 		ack(k, id, v);
 		return;
 	}
@@ -351,8 +512,9 @@ static void ack_later(struct sio_sock *k, int64_t id, json_t *v)
 	free(s);
 	json_decref(args);
 	buf_append(&b, "", 1);
-	xgrow(&k->acks, &k->acks_cap, k->nacks + 1, sizeof(*k->acks));
-	k->acks[k->nacks++] = b.data;
+	struct sio_more *m = more_of(c);
+	xgrow(&m->acks, &m->acks_cap, m->nacks + 1, sizeof(*m->acks));
+	m->acks[m->nacks++] = b.data;
 	mark_dirty(k);
 }
 
@@ -377,8 +539,8 @@ static void drop_sub(struct sio_sock *k, struct sub *s)
 	for (size_t i = 0; i < k->nsubs; i++)
 		if (k->subs[i] == s)
 			k->subs[i] = k->subs[--k->nsubs];
-	if (s->confirmed && k->reported)
-		session_report_room(k->id, s->room->name, false);
+	if (s->confirmed)
+		report_room(k, s, false);
 	room_unsubscribe(s);
 }
 
@@ -394,8 +556,7 @@ void sio_subscribed(struct sub *s)
 	if (s->confirmed)
 		return;     /* a catch-up: nothing to say */
 	s->confirmed = true;
-	if (k->reported)
-		session_report_room(k->id, s->room->name, true);
+	report_room(k, s, true);
 	if (s->req_id) {
 		ack_later(k, strtoll(s->req_id, NULL, 10), sub_state(s));
 		free(s->req_id);
@@ -404,11 +565,32 @@ void sio_subscribed(struct sub *s)
 	mark_dirty(k);
 }
 
-/* Subscribes to one room; the ack (when id >= 0) follows its confirmation
- * (or comes at once when the room was subscribed already). Returns NULL
- * then, else the failure, for the caller to report. */
-static json_t *subscribe_one(struct sio_sock *k, const char *room, int64_t id)
+/* The herald room that name means on k's namespace into out: any room on
+ * "/"; on a namespace served as herald namespace NS, NS:ID given as it is or
+ * as ID. Returns NULL, or the failure to answer. */
+static json_t *sock_room(const struct sio_sock *k, const char *name, char out[ROOM_MAX + 1])
 {
+	const char *ns = k->nsp->ns;
+	size_t n = acl_room_namespace(name, NULL);
+	int len;
+	if (!ns || (n == strlen(ns) && memcmp(name, ns, n) == 0))
+		len = snprintf(out, ROOM_MAX + 1, "%s", name);
+	else if (!strchr(name, ':'))
+		len = snprintf(out, ROOM_MAX + 1, "%s:%s", ns, name);
+	else
+		return failure("forbidden", "a room of another namespace");
+	return len > ROOM_MAX ? failure("bad_request", "invalid room name") : NULL;
+}
+
+/* Subscribes to the room name means; the ack (when id >= 0) follows its
+ * confirmation (or comes at once when the room was subscribed already).
+ * Returns NULL then, else the failure, for the caller to report. */
+static json_t *subscribe_one(struct sio_sock *k, const char *name, int64_t id)
+{
+	char room[ROOM_MAX + 1];
+	json_t *f = sock_room(k, name, room);
+	if (f)
+		return f;
 	const char *err = session_check_room(&k->claims, room, false);
 	if (err)
 		return failure(err, strcmp(err, "forbidden") == 0 ? "not allowed to subscribe"
@@ -436,7 +618,8 @@ static json_t *subscribe_one(struct sio_sock *k, const char *room, int64_t id)
 /* subscribe: "room" | {room} | {room, id} (room:id) | {rooms: [...]} */
 static void on_subscribe(struct sio_sock *k, json_t *arg, int64_t id)
 {
-	char room[ROOM_MAX + 1];
+	/* One byte more than a room: a longer name stays too long. */
+	char room[ROOM_MAX + 2];
 	json_t *rooms = json_object_get(arg, "rooms");
 	if (json_is_array(rooms)) {
 		json_t *ok = json_array(), *errors = json_array(), *r;
@@ -488,7 +671,12 @@ static void on_unsubscribe(struct sio_sock *k, json_t *arg, int64_t id)
 	size_t i;
 	json_t *r;
 	json_array_foreach(list, i, r) {
-		struct sub *s = json_is_string(r) ? find_sub(k, json_string_value(r)) : NULL;
+		char room[ROOM_MAX + 1];
+		if (!json_is_string(r))
+			continue;
+		json_t *f = sock_room(k, json_string_value(r), room);
+		struct sub *s = f ? NULL : find_sub(k, room);
+		json_decref(f);
 		if (s)
 			drop_sub(k, s);
 	}
@@ -512,15 +700,17 @@ static json_t *rooms_list(struct sio_sock *k)
 
 struct req_tag {
 	uint64_t sock;
+	const struct sio_nsp *nsp;
 	int64_t ack;
 	int kind;                            /* REQ_* */
 };
 enum { REQ_PUBLISH, REQ_READ, REQ_WORKFLOW };
 
-static void hub_answer(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+static void hub_answer(struct conn *conn, uint64_t tag, int status, const char *json, size_t len)
 {
 	struct req_tag *t = (struct req_tag *)(uintptr_t)tag;
-	struct sio_sock *k = sock_find(t->sock);
+	struct sio_conn *c = conn_find(t->sock);
+	struct sio_sock *k = c ? sock_named(c, t->nsp->name) : NULL;
 	json_t *v = k ? json_loadb(json, len, 0, NULL) : NULL;
 	if (k && status == 200 && v) {
 		json_t *out;
@@ -548,7 +738,7 @@ static void hub_answer(struct conn *c, uint64_t tag, int status, const char *jso
 static struct req_tag *req_tag(struct sio_sock *k, int64_t id, int kind)
 {
 	struct req_tag *t = xmalloc(sizeof(*t));
-	*t = (struct req_tag){ k->id, id, kind };
+	*t = (struct req_tag){ eio_id(k->es), k->nsp, id, kind };
 	return t;
 }
 
@@ -567,10 +757,16 @@ static void ask_hub(struct sio_sock *k, int64_t id, int kind, json_t *q)
 /* publish {room, event, data}, where the namespace lets clients publish. */
 static void on_publish(struct sio_sock *k, json_t *arg, int64_t id)
 {
-	const char *room = json_string_value(json_object_get(arg, "room"));
+	const char *name = json_string_value(json_object_get(arg, "room"));
 	const char *event = json_string_value(json_object_get(arg, "event"));
-	if (!room || !event || !*event || strlen(event) > 128) {
+	char room[ROOM_MAX + 1];
+	if (!name || !event || !*event || strlen(event) > 128) {
 		ack(k, id, failure("bad_request", "publish needs room, event and data"));
+		return;
+	}
+	json_t *f = sock_room(k, name, room);
+	if (f) {
+		ack(k, id, f);
 		return;
 	}
 	const char *err = session_check_room(&k->claims, room, true);
@@ -625,23 +821,24 @@ static void on_workflow(struct sio_sock *k, json_t *arg, int64_t id)
 	ask_hub(k, id, REQ_WORKFLOW, q);
 }
 
-/* Token bucket shared with the native protocol's settings. */
-static bool rate_ok(struct sio_sock *k)
+/* Token bucket shared with the native protocol's settings, one per session. */
+static bool rate_ok(struct sio_conn *c)
 {
 	const struct config *cfg = worker.cfg;
 	ev_tstamp now = ev_now(worker.loop);
-	k->tokens = MIN(k->tokens + (now - k->refilled) * cfg->rate_per_sec, (double)cfg->rate_burst);
-	k->refilled = now;
-	k->tokens -= 1;
-	if (k->tokens >= 0)
+	c->tokens = MIN(c->tokens + (now - c->refilled) * cfg->rate_per_sec,
+			(double)cfg->rate_burst);
+	c->refilled = now;
+	c->tokens -= 1;
+	if (c->tokens >= 0)
 		return true;
 	worker.stats.rate_limited++;
-	if (k->tokens < -(double)cfg->rate_burst)
-		eio_close_soon(k->es, "rate limit exceeded");
+	if (c->tokens < -(double)cfg->rate_burst)
+		eio_close_soon(c->root.es, "rate limit exceeded");
 	return false;
 }
 
-/* One event on "/": a verb, or an alias of one. */
+/* One event on a socket: a verb, or an alias of one. */
 static void on_verb(struct sio_sock *k, const char *event, json_t *arg, int64_t id)
 {
 	const struct alias *a = alias_find(event);
@@ -664,32 +861,25 @@ static void on_verb(struct sio_sock *k, const char *event, json_t *arg, int64_t 
 			arg = made;
 		}
 	}
-	if (!rate_ok(k)) {
+	if (!rate_ok(conn_of(k))) {
 		ack(k, id, failure("rate_limited", "too many messages: slow down"));
 	} else if (strcmp(event, "subscribe") == 0 || strcmp(event, "join") == 0) {
 		on_subscribe(k, arg, id);
 	} else if (strcmp(event, "unsubscribe") == 0 || strcmp(event, "leave") == 0) {
 		on_unsubscribe(k, arg, id);
 	} else if (strcmp(event, "getRooms") == 0 || strcmp(event, "subscriptions") == 0) {
-		json_t *list = rooms_list(k);
 		if (id >= 0)
-			ack(k, id, list);
-		else {
-			json_t *args = json_pack("[s, o]", "rooms", list);
-			send_json(k, SIO_EVENT, "/", -1, args);
-			json_decref(args);
-		}
+			ack(k, id, rooms_list(k));
+		else
+			emit(k, "rooms", rooms_list(k));
 	} else if (strcmp(event, "ping") == 0) {
 		char ts[UTIL_TS_LEN + 1];
 		ts_format(now_ms(), ts);
 		json_t *pong = json_pack("{s:s, s:s}", "type", "pong", "ts", ts);
-		if (id >= 0) {
+		if (id >= 0)
 			ack(k, id, pong);
-		} else {
-			json_t *args = json_pack("[s, o]", "pong", pong);
-			send_json(k, SIO_EVENT, "/", -1, args);
-			json_decref(args);
-		}
+		else
+			emit(k, "pong", pong);
 	} else if (strcmp(event, "publish") == 0) {
 		on_publish(k, arg, id);
 	} else if (strcmp(event, "read") == 0) {
@@ -719,13 +909,13 @@ static void rec_cursor_clear(struct rec_cursor *c)
 	c->n = c->i = 0;
 }
 
-static void rec_free(struct sio_sock *k)
+static void rec_free(struct sio_conn *c)
 {
-	struct recovery *r = k->rec;
+	struct recovery *r = c->more ? c->more->rec : NULL;
 	if (!r)
 		return;
-	for (struct sio_sock **pp = &recovering; *pp; pp = &(*pp)->rec->next) {
-		if (*pp == k) {
+	for (struct sio_conn **pp = &recovering; *pp; pp = &(*pp)->more->rec->next) {
+		if (*pp == c) {
 			*pp = r->next;
 			break;
 		}
@@ -734,7 +924,8 @@ static void rec_free(struct sio_sock *k)
 		rec_cursor_clear(&r->cur[i]);
 	free(r->cur);
 	free(r);
-	k->rec = NULL;
+	c->more->rec = NULL;
+	more_trim(c);
 }
 
 static int rec_row_cb(const struct store_message *m, void *arg)
@@ -774,13 +965,14 @@ static bool rec_refill(struct rec_cursor *c)
 	return c->n > 0;
 }
 
-/* Sends what k missed, in gpos order over its rooms, while its queue has
+/* Sends what "/" missed, in gpos order over its rooms, while its queue has
  * room. Returns true when it is done: every room caught up with what this
  * worker knows, at the same moment, so the subscriptions go live together
  * and the offsets the client sees never go back. */
-static bool rec_step(struct sio_sock *k)
+static bool rec_step(struct sio_conn *conn)
 {
-	struct recovery *r = k->rec;
+	struct sio_sock *k = &conn->root;
+	struct recovery *r = conn->more->rec;
 	for (size_t i = 0; i < r->ncur; i++)
 		if (!r->cur[i].sub->room->ready)
 			return false;
@@ -797,10 +989,9 @@ static bool rec_step(struct sio_sock *k)
 			for (size_t i = 0; i < r->ncur; i++) {
 				struct rec_cursor *c = &r->cur[i];
 				room_sub_release(c->sub, c->after);
-				if (k->reported)
-					session_report_room(k->id, c->sub->room->name, true);
+				report_room(k, c->sub, true);
 			}
-			rec_free(k);
+			rec_free(conn);
 			mark_dirty(k);
 			return true;
 		}
@@ -819,13 +1010,13 @@ static bool rec_step(struct sio_sock *k)
 static void rec_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	bool progressed = false;
-	struct sio_sock *k = recovering, *next;
-	for (; k; k = next) {
-		next = k->rec->next;
-		if (sio_backlog(k) >= REC_QUEUE_LOW)
+	struct sio_conn *c = recovering, *next;
+	for (; c; c = next) {
+		next = c->more->rec->next;
+		if (sio_backlog(&c->root) >= REC_QUEUE_LOW)
 			continue;
 		progressed = true;
-		rec_step(k);
+		rec_step(c);
 	}
 	ev_idle_stop(loop, w);
 	if (recovering && !progressed) {
@@ -877,12 +1068,14 @@ static bool room_recoverable(const char *room, int64_t joined, const char *epoch
 	return f.seq == joined + 1 || f.gpos <= offset;
 }
 
-static void connected(struct sio_sock *k, bool with_pid);
+static void connected(struct sio_conn *c, struct sio_sock *k, const uint8_t *sid,
+		      bool recovered);
 
-/* CONNECT with {pid, offset}: the same socket comes back, with every room
- * it had and what it missed. False (and nothing done) when it cannot. */
-static bool recover(struct sio_sock *k, const char *pid, json_t *offset_json)
+/* CONNECT to "/" with {pid, offset}: the same socket comes back, with every
+ * room it had and what it missed. False (and nothing done) when it cannot. */
+static bool recover(struct sio_conn *c, const char *pid, json_t *offset_json)
 {
+	struct sio_sock *k = &c->root;
 	int64_t offset = 0;
 	if (json_is_string(offset_json)) {
 		char *end;
@@ -893,14 +1086,15 @@ static bool recover(struct sio_sock *k, const char *pid, json_t *offset_json)
 		return false;
 	}
 	json_t *row = NULL;
-	if (strlen(pid) > SIO_ID_LEN || store_sio_get(worker.reader, pid, &row) != 1)
+	uint8_t pid_id[SIO_ID_BYTES], sid_id[SIO_ID_BYTES];
+	if (id_read(pid, pid_id) < 0 || store_sio_get(worker.reader, pid, &row) != 1)
 		return false;
 	bool ok = false;
 	json_t *rooms = json_object_get(row, "rooms");
 	const char *user = json_string_value(json_object_get(row, "user"));
 	int64_t updated = json_integer_value(json_object_get(row, "updated_ms"));
 	const char *sid = json_string_value(json_object_get(row, "sid"));
-	if (!sid || strlen(sid) > SIO_ID_LEN ||
+	if (!sid || id_read(sid, sid_id) < 0 ||
 	    updated + (int64_t)worker.cfg->socketio_recovery_window * 1000 < now_ms())
 		goto done;
 	if ((user == NULL) != (k->claims.sub == NULL) || (user && strcmp(user, k->claims.sub)))
@@ -915,9 +1109,9 @@ static bool recover(struct sio_sock *k, const char *pid, json_t *offset_json)
 			goto done;
 	}
 	ok = true;
-	snprintf(k->sid, sizeof(k->sid), "%s", sid);
-	snprintf(k->pid, sizeof(k->pid), "%s", pid);
-	connected(k, true);
+	memcpy(c->sid, sid_id, SIO_ID_BYTES);
+	memcpy(c->pid, pid_id, SIO_ID_BYTES);
+	connected(c, k, c->sid, true);
 	struct recovery *r = xcalloc(1, sizeof(*r));
 	r->offset = offset;
 	r->cur = xcalloc(json_object_size(rooms) + 1, sizeof(*r->cur));
@@ -932,11 +1126,11 @@ static bool recover(struct sio_sock *k, const char *pid, json_t *offset_json)
 		add_sub(k, s);
 		r->cur[r->ncur++] = (struct rec_cursor){ .sub = s, .after = joined };
 	}
-	k->rec = r;
+	more_of(c)->rec = r;
 	r->next = recovering;
-	recovering = k;
+	recovering = c;
 	rec_schedule();
-	log_debug("event=sio_recover sid=%s rooms=%zu offset=%lld", k->sid, r->ncur,
+	log_debug("event=sio_recover sid=%s rooms=%zu offset=%lld", sid, r->ncur,
 		  (long long)offset);
 done:
 	json_decref(row);
@@ -945,18 +1139,69 @@ done:
 
 /* ---- namespaces --------------------------------------------------------------------------- */
 
-/* The CONNECT reply for "/", the registry, and (once) the auto-joined rooms. */
-static void connected(struct sio_sock *k, bool recovered)
+/* The socket of namespace nsp connects with claims (taken over). */
+static struct sio_sock *sock_open(struct sio_conn *c, const struct sio_nsp *nsp,
+				  struct jwt_claims *claims)
 {
-	json_t *v = recovery_on()
-			    ? json_pack("{s:s, s:s}", "sid", k->sid, "pid", k->pid)
-			    : json_pack("{s:s}", "sid", k->sid);
-	send_json(k, SIO_CONNECT, "/", -1, v);
+	struct sio_sock *k = &c->root;
+	if (nsp == &nsp_root) {
+		c->main = true;
+	} else {
+		k = xcalloc(1, sizeof(*k));
+		k->es = c->root.es;
+		k->nsp = nsp;
+		k->next = c->root.next;
+		c->root.next = k;
+	}
+	k->claims = *claims;
+	return k;
+}
+
+/* k disconnects: it leaves its rooms, and the session's registry connection
+ * ends with its last socket. */
+static void sock_close(struct sio_conn *c, struct sio_sock *k)
+{
+	if (k == &c->root)
+		rec_free(c);
+	while (k->nsubs)
+		drop_sub(k, k->subs[k->nsubs - 1]);
+	free(k->subs);
+	k->subs = NULL;
+	k->cap = 0;
+	jwt_claims_free(&k->claims);
+	if (k == &c->root) {
+		c->main = false;
+	} else {
+		struct sio_sock **pp = &c->root.next;
+		while (*pp != k)
+			pp = &(*pp)->next;
+		*pp = k->next;
+		free(k);
+	}
+	if (c->reported && !conn_socks(c)) {
+		session_report_close(eio_id(c->root.es));
+		c->reported = false;
+	}
+}
+
+/* k is connected: the CONNECT reply (with the pid on "/" when recovery is
+ * on), the registry, and on "/" the auto-joined rooms unless recovered. */
+static void connected(struct sio_conn *c, struct sio_sock *k, const uint8_t *sid,
+		      bool recovered)
+{
+	bool root = k == &c->root;
+	char sid_text[SIO_ID_LEN + 1], pid_text[SIO_ID_LEN + 1];
+	id_text(sid, sid_text);
+	id_text(c->pid, pid_text);
+	json_t *v = root && recovery_on()
+			    ? json_pack("{s:s, s:s}", "sid", sid_text, "pid", pid_text)
+			    : json_pack("{s:s}", "sid", sid_text);
+	send_json(k->es, SIO_CONNECT, k->nsp->name, -1, v);
 	json_decref(v);
-	k->main = true;
-	k->reported = true;
-	session_report_open(k->id, k->claims.sub, eio_addr(k->es), eio_connected_at(k->es));
-	if (recovered)
+	/* The first socket opens the registry's connection; the first user is its user. */
+	if (!c->reported || (k->claims.sub && !conn_user(c, k)))
+		report_open(c);
+	if (!root || recovered)
 		return;
 	char autos[2][ROOM_MAX + 1];
 	size_t n = session_auto_rooms(&k->claims, autos);
@@ -966,38 +1211,27 @@ static void connected(struct sio_sock *k, bool recovered)
 	mark_dirty(k);
 }
 
-static void random_id(char *out)
+/* The claims of a CONNECT: its auth payload's token, else the handshake's.
+ * Returns 0, or -1 after answering CONNECT_ERROR on nsp. */
+static int authenticate(struct sio_conn *c, const char *nsp, json_t *auth,
+			struct jwt_claims *out)
 {
-	random_hex(out, SIO_ID_LEN / 2);
-}
-
-static void connect_main(struct sio_sock *k, json_t *auth)
-{
-	if (k->main)
-		return;
 	const char *token = json_string_value(json_object_get(auth, "token"));
+	memset(out, 0, sizeof(*out));
 	if (!token)
-		token = k->token;
+		token = c->token;
 	if (token) {
-		struct jwt_claims claims;
-		enum jwt_result r = session_verify_token(token, strlen(token), &claims);
+		enum jwt_result r = session_verify_token(token, strlen(token), out);
 		if (r != JWT_OK) {
-			connect_error(k, "/", jwt_result_str(r),
+			connect_error(c->root.es, nsp, jwt_result_str(r),
 				      r == JWT_EXPIRED ? "token_expired" : "auth_failed");
-			return;
+			return -1;
 		}
-		jwt_claims_free(&k->claims);
-		k->claims = claims;
 	} else if (!worker.cfg->allow_anonymous) {
-		connect_error(k, "/", "authentication required", "auth_required");
-		return;
+		connect_error(c->root.es, nsp, "authentication required", "auth_required");
+		return -1;
 	}
-	const char *pid = json_string_value(json_object_get(auth, "pid"));
-	if (recovery_on() && pid && recover(k, pid, json_object_get(auth, "offset")))
-		return;
-	random_id(k->sid);
-	random_id(k->pid);
-	connected(k, false);
+	return 0;
 }
 
 /* Conformance mode: packets sent a moment later, in a write of their own.
@@ -1014,24 +1248,24 @@ static ev_timer deferred_timer;
 static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	for (size_t i = 0; i < ndeferred; i++) {
-		struct sio_sock *k = sock_find(deferred[i].sock);
-		if (k)
-			eio_send_text(k->es, deferred[i].packet, strlen(deferred[i].packet));
+		struct sio_conn *c = conn_find(deferred[i].sock);
+		if (c)
+			eio_send_text(c->root.es, deferred[i].packet, strlen(deferred[i].packet));
 		free(deferred[i].packet);
 	}
 	ndeferred = 0;
 }
 
-static void send_deferred(struct sio_sock *k, int type, const char *nsp, json_t *v)
+static void send_deferred(struct sio_sock *k, int type, json_t *v)
 {
 	struct buf b = { 0 };
-	siopkt_put_header(&b, type, 0, nsp, -1);
+	siopkt_put_header(&b, type, 0, k->nsp->name, -1);
 	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	buf_appends(&b, s);
 	free(s);
 	buf_append(&b, "", 1);
 	xgrow(&deferred, &capdeferred, ndeferred + 1, sizeof(*deferred));
-	deferred[ndeferred++] = (struct deferred){ k->id, b.data };
+	deferred[ndeferred++] = (struct deferred){ eio_id(k->es), b.data };
 	if (!ev_is_active(&deferred_timer)) {
 		ev_now_update(worker.loop);
 		ev_timer_set(&deferred_timer, 0.01, 0);
@@ -1040,75 +1274,110 @@ static void send_deferred(struct sio_sock *k, int type, const char *nsp, json_t 
 }
 
 /* Conformance mode: the reference server's behaviour on "/" and "/custom". */
-static void connect_test(struct sio_sock *k, const char *nsp, json_t *auth)
+static void connect_test(struct sio_conn *c, const struct sio_nsp *nsp, json_t *auth)
 {
-	char sid[SIO_ID_LEN + 1];
-	random_id(sid);
-	json_t *v = json_pack("{s:s}", "sid", sid);
-	send_json(k, SIO_CONNECT, nsp, -1, v);
+	struct jwt_claims none = { 0 };
+	struct sio_sock *k = sock_open(c, nsp, &none);
+	uint8_t sid[SIO_ID_BYTES];
+	char text[SIO_ID_LEN + 1];
+	randombytes_buf(sid, sizeof(sid));
+	id_text(sid, text);
+	json_t *v = json_pack("{s:s}", "sid", text);
+	send_json(k->es, SIO_CONNECT, nsp->name, -1, v);
 	json_decref(v);
-	json_t *args = json_pack("[s, O]", "auth", auth ? auth : json_object());
-	if (!auth)
-		json_array_set_new(args, 1, json_object());
-	send_deferred(k, SIO_EVENT, nsp, args);
+	json_t *args = auth ? json_pack("[s, O]", "auth", auth) : json_pack("[s, {}]", "auth");
+	send_deferred(k, SIO_EVENT, args);
 	json_decref(args);
-	if (strcmp(nsp, "/") == 0)
-		k->main = true;
-	else
-		k->custom = true;
 }
 
 /* Conformance mode: message -> message-back, message-with-ack -> ack, with
- * the same arguments and attachments. */
-static void test_event(struct sio_sock *k, const char *nsp, int64_t id, json_t *args)
+ * the same arguments and attachments (m: NULL when there are none). */
+static void test_event(struct sio_sock *k, int64_t id, json_t *args, const struct sio_more *m)
 {
 	const char *event = json_string_value(json_array_get(args, 0));
+	size_t nbins = m ? m->nbins : 0;
 	int type;
 	if (strcmp(event, "message") == 0) {
 		json_array_set_new(args, 0, json_string("message-back"));
-		type = k->nbins ? SIO_BINARY_EVENT : SIO_EVENT;
+		type = nbins ? SIO_BINARY_EVENT : SIO_EVENT;
 		id = -1;
 	} else if (strcmp(event, "message-with-ack") == 0 && id >= 0) {
 		json_array_remove(args, 0);
-		type = k->nbins ? SIO_BINARY_ACK : SIO_ACK;
+		type = nbins ? SIO_BINARY_ACK : SIO_ACK;
 	} else {
 		return;
 	}
 	struct buf b = { 0 };
-	siopkt_put_header(&b, type, (unsigned)k->nbins, nsp, id);
+	siopkt_put_header(&b, type, (unsigned)nbins, k->nsp->name, id);
 	char *s = json_dumps(args, JSON_COMPACT);
 	buf_appends(&b, s);
 	free(s);
-	send_packet(k, &b);
+	send_packet(k->es, &b);
 	buf_free(&b);
-	for (size_t i = 0; i < k->nbins; i++)
-		eio_send_binary(k->es, k->bins[i].data, k->bins[i].len);
+	for (size_t i = 0; i < nbins; i++)
+		eio_send_binary(k->es, m->bins[i].data, m->bins[i].len);
+}
+
+/* CONNECT to namespace name with its auth payload (NULL: none). */
+static void on_connect(struct sio_conn *c, const char *name, json_t *auth)
+{
+	const struct sio_nsp *nsp = nsp_find(name);
+	struct jwt_claims claims;
+	if (!nsp) {
+		connect_error(c->root.es, name, "Invalid namespace", NULL);
+		return;
+	}
+	if (sock_named(c, name))
+		return;     /* connected already */
+	if (worker.cfg->socketio_test) {
+		connect_test(c, nsp, auth);
+		return;
+	}
+	if (authenticate(c, name, auth, &claims) < 0)
+		return;
+	struct sio_sock *k = sock_open(c, nsp, &claims);
+	if (k != &c->root) {
+		uint8_t sid[SIO_ID_BYTES];
+		randombytes_buf(sid, sizeof(sid));
+		connected(c, k, sid, false);
+		return;
+	}
+	const char *pid = json_string_value(json_object_get(auth, "pid"));
+	if (recovery_on() && pid && recover(c, pid, json_object_get(auth, "offset")))
+		return;
+	randombytes_buf(c->sid, sizeof(c->sid));
+	randombytes_buf(c->pid, sizeof(c->pid));
+	connected(c, k, c->sid, false);
 }
 
 /* ---- packets -------------------------------------------------------------------------------- */
 
-static void bins_clear(struct sio_sock *k)
+static void bins_clear(struct sio_conn *c)
 {
-	for (size_t i = 0; i < k->nbins; i++)
-		buf_free(&k->bins[i]);
-	free(k->bins);
-	k->bins = NULL;
-	k->nbins = 0;
-	free(k->bin_head);
-	k->bin_head = NULL;
-	k->bin_want = 0;
+	struct sio_more *m = c->more;
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nbins; i++)
+		buf_free(&m->bins[i]);
+	free(m->bins);
+	m->bins = NULL;
+	m->nbins = 0;
+	free(m->bin_head);
+	m->bin_head = NULL;
+	m->bin_want = 0;
+	more_trim(c);
 }
 
-/* A complete packet (with its attachments in k->bins). Returns -1 when it
- * is malformed: the connection is then closed. */
-static int dispatch(struct sio_sock *k, const char *p, size_t n)
+/* A complete packet (with its attachments in c->more->bins). Returns -1 when
+ * it is malformed: the connection is then closed. */
+static int dispatch(struct sio_conn *c, const char *p, size_t n)
 {
 	struct siopkt pkt;
 	if (siopkt_parse(p, n, &pkt) < 0)
 		return -1;
 	char nsp[SIO_NSP_MAX + 1];
 	snprintf(nsp, sizeof(nsp), "%.*s", (int)pkt.nsp_len, pkt.nsp);
-	bool is_main = strcmp(nsp, "/") == 0;
+	struct sio_sock *k = sock_named(c, nsp);
 	json_t *v = NULL;
 	if (pkt.data_len) {
 		if (proto_json_depth(pkt.data, pkt.data_len) > worker.cfg->max_json_depth)
@@ -1120,43 +1389,23 @@ static int dispatch(struct sio_sock *k, const char *p, size_t n)
 	int rc = 0;
 	switch (pkt.type) {
 	case SIO_CONNECT:
-		if (v && !json_is_object(v)) {
+		if (v && !json_is_object(v))
 			rc = -1;
-		} else if (worker.cfg->socketio_test) {
-			if (is_main || strcmp(nsp, "/custom") == 0)
-				connect_test(k, nsp, v);
-			else
-				connect_error(k, nsp, "Invalid namespace", NULL);
-		} else if (is_main) {
-			connect_main(k, v);
-		} else {
-			connect_error(k, nsp, "Invalid namespace", NULL);
-		}
+		else
+			on_connect(c, nsp, v);
 		break;
 	case SIO_DISCONNECT:
-		if (is_main && k->main) {
-			rec_free(k);
-			while (k->nsubs)
-				drop_sub(k, k->subs[k->nsubs - 1]);
-			if (k->reported)
-				session_report_close(k->id);
-			k->reported = k->main = false;
-		} else if (strcmp(nsp, "/custom") == 0) {
-			k->custom = false;
-		}
+		if (k)
+			sock_close(c, k);
 		break;
 	case SIO_EVENT:
 	case SIO_BINARY_EVENT:
-		if (!json_is_array(v) || !json_is_string(json_array_get(v, 0))) {
+		if (!json_is_array(v) || !json_is_string(json_array_get(v, 0)))
 			rc = -1;
-			break;
-		}
-		if (worker.cfg->socketio_test) {
-			if ((is_main && k->main) || (!is_main && k->custom && strcmp(nsp, "/custom") == 0))
-				test_event(k, nsp, pkt.id, v);
-		} else if (is_main && k->main) {
+		else if (k && worker.cfg->socketio_test)
+			test_event(k, pkt.id, v, c->more);
+		else if (k)
 			on_verb(k, json_string_value(json_array_get(v, 0)), json_array_get(v, 1), pkt.id);
-		}
 		break;
 	case SIO_ACK:
 	case SIO_BINARY_ACK:
@@ -1172,36 +1421,38 @@ static int dispatch(struct sio_sock *k, const char *p, size_t n)
 
 static void sio_on_message(struct eio_session *es, bool binary, const char *p, size_t n)
 {
-	struct sio_sock *k = eio_data(es);
+	struct sio_conn *c = eio_data(es);
+	struct sio_more *m = c->more;
 	int rc = 0;
 	if (binary) {
-		if (!k->bin_want)
+		if (!m || !m->bin_want)
 			goto fail;
-		k->bins = xrealloc(k->bins, (k->nbins + 1) * sizeof(*k->bins));
-		k->bins[k->nbins] = (struct buf){ 0 };
-		buf_append(&k->bins[k->nbins++], p, n);
-		if (k->nbins < k->bin_want)
+		m->bins = xrealloc(m->bins, (m->nbins + 1) * sizeof(*m->bins));
+		m->bins[m->nbins] = (struct buf){ 0 };
+		buf_append(&m->bins[m->nbins++], p, n);
+		if (m->nbins < m->bin_want)
 			return;
-		rc = dispatch(k, k->bin_head, k->bin_head_len);
-		bins_clear(k);
+		rc = dispatch(c, m->bin_head, m->bin_head_len);
+		bins_clear(c);
 	} else {
-		if (k->bin_want)
+		if (m && m->bin_want)
 			goto fail;
 		struct siopkt pkt;
 		if (siopkt_parse(p, n, &pkt) < 0)
 			goto fail;
 		if (pkt.attachments > 0) {
-			k->bin_head = xstrndup(p, n);
-			k->bin_head_len = n;
-			k->bin_want = pkt.attachments;
+			m = more_of(c);
+			m->bin_head = xstrndup(p, n);
+			m->bin_head_len = n;
+			m->bin_want = pkt.attachments;
 			return;
 		}
-		rc = dispatch(k, p, n);
+		rc = dispatch(c, p, n);
 	}
 	if (rc == 0)
 		return;
 fail:
-	bins_clear(k);
+	bins_clear(c);
 	eio_close(es, "parse error");
 }
 
@@ -1209,16 +1460,12 @@ fail:
 
 static void sio_on_open(struct eio_session *es, const struct http_request *req)
 {
-	struct sio_sock *k = xcalloc(1, sizeof(*k));
-	k->es = es;
-	k->id = eio_id(es);
-	k->tokens = worker.cfg->rate_burst;
-	k->refilled = ev_now(worker.loop);
-	eio_set_data(es, k);
-	k->next = all_socks;
-	if (all_socks)
-		all_socks->prev = k;
-	all_socks = k;
+	struct sio_conn *c = xcalloc(1, sizeof(*c));
+	c->root.es = es;
+	c->root.nsp = &nsp_root;
+	c->tokens = worker.cfg->rate_burst;
+	c->refilled = ev_now(worker.loop);
+	eio_set_data(es, c);
 	/* A token may come with the handshake, as on /ws. */
 	char token[JWT_MAX_LEN + 1];
 	int tlen = req->query ? http_query_param(req->query, req->query_len, "token", token,
@@ -1229,75 +1476,78 @@ static void sio_on_open(struct eio_session *es, const struct http_request *req)
 		tlen = snprintf(token, sizeof(token), "%.*s", (int)(authz->value_len - 7),
 				authz->value + 7);
 	if (tlen >= 0)
-		k->token = xstrdup(token);
+		c->token = xstrdup(token);
 }
 
-static void touch_reply(struct conn *c, uint64_t tag, int status, const char *json, size_t len)
+static void touch_reply(struct conn *conn, uint64_t tag, int status, const char *json, size_t len)
 {
 }
 
 static void sio_on_close(struct eio_session *es, const char *reason)
 {
-	struct sio_sock *k = eio_data(es);
-	if (!k)
+	struct sio_conn *c = eio_data(es);
+	if (!c)
 		return;
-	rec_free(k);
-	for (size_t i = 0; i < k->nsubs; i++)
-		room_unsubscribe(k->subs[i]);
-	free(k->subs);
-	if (k->reported)
-		session_report_close(k->id);
-	if (k->main && recovery_on()) {
+	if (c->main && recovery_on()) {
 		/* The recovery window starts when the connection is lost. */
-		if (k->put_dirty)
-			put_session(k);
-		char q[128];
-		int n = snprintf(q, sizeof(q), "{\"op\":\"sio_touch\",\"pid\":\"%s\"}", k->pid);
+		if (c->dirty)
+			put_session(c);
+		char q[128], pid[SIO_ID_LEN + 1];
+		id_text(c->pid, pid);
+		int n = snprintf(q, sizeof(q), "{\"op\":\"sio_touch\",\"pid\":\"%s\"}", pid);
 		worker_request(NULL, 0, q, (size_t)n, touch_reply);
 	}
-	send_acks(NULL, k->acks, k->nacks);
-	if (k->dirty) {
-		for (struct sio_sock **pp = &dirty_socks; *pp; pp = &(*pp)->dirty_next) {
-			if (*pp == k) {
-				*pp = k->dirty_next;
-				break;
-			}
-		}
+	rec_free(c);
+	struct sio_sock *k = conn_socks(c), *next;
+	for (; k; k = next) {
+		next = k->next;
+		for (size_t i = 0; i < k->nsubs; i++)
+			room_unsubscribe(k->subs[i]);
+		free(k->subs);
+		jwt_claims_free(&k->claims);
+		if (k != &c->root)
+			free(k);
 	}
-	bins_clear(k);
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		all_socks = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
-	jwt_claims_free(&k->claims);
-	free(k->token);
-	free(k);
+	if (c->reported)
+		session_report_close(eio_id(es));
+	if (c->more) {
+		send_acks(NULL, c->more->acks, c->more->nacks);
+		c->more->acks = NULL;
+		c->more->nacks = 0;
+		bins_clear(c);
+	}
+	free(c->token);
+	free(c);
 	eio_set_data(es, NULL);
 }
 
 const struct eio_app sio_app = { sio_on_open, sio_on_message, sio_on_close };
 
-void sio_hub_back(void)
+static void hub_back_one(struct eio_session *es, void *arg)
 {
-	for (struct sio_sock *k = all_socks; k; k = k->next) {
-		if (!k->reported)
-			continue;
-		session_report_open(k->id, k->claims.sub, eio_addr(k->es), eio_connected_at(k->es));
+	struct sio_conn *c = eio_data(es);
+	if (!c->reported)
+		return;
+	report_open(c);
+	for (struct sio_sock *k = conn_socks(c); k; k = k->next)
 		for (size_t i = 0; i < k->nsubs; i++)
 			if (k->subs[i]->confirmed)
-				session_report_room(k->id, k->subs[i]->room->name, true);
-	}
+				session_report_room(eio_id(es), k->subs[i]->room->name, true);
+}
+
+void sio_hub_back(void)
+{
+	eio_foreach(&sio_app, hub_back_one, NULL);
 }
 
 void sio_kick(uint64_t id, const char *reason)
 {
-	struct sio_sock *k = sock_find(id);
-	if (!k)
+	struct sio_conn *c = conn_find(id);
+	if (!c)
 		return;
-	send_json(k, SIO_DISCONNECT, "/", -1, NULL);
-	eio_close_soon(k->es, reason);
+	for (struct sio_sock *k = conn_socks(c); k; k = k->next)
+		send_json(k->es, SIO_DISCONNECT, k->nsp->name, -1, NULL);
+	eio_close_soon(c->root.es, reason);
 }
 
 /* Long-quiet connections: their sessions are touched now and then, so that
@@ -1305,22 +1555,37 @@ void sio_kick(uint64_t id, const char *reason)
  * window. Up to 1000 pids a request. */
 static ev_timer touch_timer;
 
+static void touch_send(json_t *pids)
+{
+	json_t *q = json_pack("{s:s, s:O}", "op", "sio_touch", "pids", pids);
+	char *text = json_dumps(q, JSON_COMPACT);
+	worker_request(NULL, 0, text, strlen(text), touch_reply);
+	free(text);
+	json_decref(q);
+	json_array_clear(pids);
+}
+
+static void touch_one(struct eio_session *es, void *pids)
+{
+	struct sio_conn *c = eio_data(es);
+	if (!c->main)
+		return;
+	char pid[SIO_ID_LEN + 1];
+	id_text(c->pid, pid);
+	json_array_append_new(pids, json_string(pid));
+	if (json_array_size(pids) == 1000)
+		touch_send(pids);
+}
+
 static void touch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	json_t *pids = json_array();
-	for (struct sio_sock *k = all_socks; k; k = k->next) {
-		if (k->main && recovery_on())
-			json_array_append_new(pids, json_string(k->pid));
-		if (json_array_size(pids) == 1000 || (!k->next && json_array_size(pids))) {
-			json_t *q = json_pack("{s:s, s:o}", "op", "sio_touch", "pids", pids);
-			char *text = json_dumps(q, JSON_COMPACT);
-			worker_request(NULL, 0, text, strlen(text), touch_reply);
-			free(text);
-			json_decref(q);
-			pids = json_array();
-		}
+	if (recovery_on()) {
+		json_t *pids = json_array();
+		eio_foreach(&sio_app, touch_one, pids);
+		if (json_array_size(pids))
+			touch_send(pids);
+		json_decref(pids);
 	}
-	json_decref(pids);
 	double every = MAX(1.0, MIN(3600.0, worker.cfg->socketio_recovery_window / 4.0));
 	ev_timer_set(w, every, 0);
 	ev_timer_start(loop, w);

@@ -25,12 +25,16 @@ void sio_init(void);
 void sio_deliver(struct sio_sock *k, struct sbuf *ws_frame, const char *packet, size_t n);
 size_t sio_backlog(const struct sio_sock *k);
 bool sio_is_open(const struct sio_sock *k);
+/* k's namespace name, interned: sockets of one namespace (as configured when
+ * they connected) share the pointer. */
+const char *sio_nsp(const struct sio_sock *k);
 /* A subscription of k reached live delivery: acknowledge the subscribe. */
 void sio_subscribed(struct sub *s);
 
 /* The hub is back: report every socket and its rooms again. */
 void sio_hub_back(void);
-/* The hub asks to disconnect the socket with that id (a kick). */
+/* The hub asks to disconnect the connection with that id (a kick): every
+ * socket of its Engine.IO session. */
 void sio_kick(uint64_t id, const char *reason);
 /* End of a loop turn: stores the sessions that changed (recovery). */
 void sio_flush(void);

@@ -322,7 +322,7 @@ void worker_main(struct proc_ctx *ctx)
 	worker.started_ms = now_ms();
 	/* Connection ids carry the worker slot and start time, so they stay unique
 	 * across restarts and tell which worker holds a connection. */
-	worker.next_conn_id = ((uint64_t)(ctx->slot + 1) << 44) |
+	worker.next_conn_id = ((uint64_t)(ctx->slot + 1) << WORKER_ID_SLOT_SHIFT) |
 			      (((uint64_t)now_ms() & 0xfffff) << 24);
 
 	const char *addrs[2] = { worker.cfg->listen, worker.cfg->admin_listen };

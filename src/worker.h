@@ -51,7 +51,7 @@ struct worker {
 	struct map conns;          /* id -> struct conn */
 	struct map pending;        /* request id -> struct pending_req */
 	uint64_t next_req;
-	uint64_t next_conn_id;
+	uint64_t next_conn_id;     /* see WORKER_ID_SLOT_SHIFT */
 
 	/* figures the hub sends every HUB_STATUS_MS */
 	struct {
@@ -64,6 +64,9 @@ struct worker {
 };
 
 extern struct worker worker;
+
+/* Connection ids hold the worker's slot + 1 from this bit up. */
+#define WORKER_ID_SLOT_SHIFT 44
 
 void worker_main(struct proc_ctx *ctx) __attribute__((noreturn));
 

@@ -38,7 +38,7 @@ function decode(v) {
 
 function watch(name, s, quiet) {
   s.on("connect", () => out({ ev: "connect", name, id: s.id, recovered: s.recovered,
-                              transport: s.io.engine.transport.name }));
+                              transport: s.io.engine.transport.name, engine: s.io.engine.id }));
   s.on("connect_error", (e) => out({ ev: "connect_error", name, message: e.message, data: e.data }));
   s.on("disconnect", (reason) => out({ ev: "disconnect", name, reason }));
   if (!quiet)
@@ -48,8 +48,16 @@ function watch(name, s, quiet) {
 function handle(c) {
   switch (c.cmd) {
   case "connect": {
-    const s = io(c.url, Object.assign({ forceNew: true, reconnectionDelay: 100,
-                                        reconnectionDelayMax: 300 }, c.opts || {}));
+    // share: another socket of the same Manager (one Engine.IO connection)
+    // on namespace nsp; else a new Manager, on url + nsp
+    if (c.share) {
+      const s = sockets.get(c.share).io.socket(c.nsp, c.opts || {});
+      sockets.set(c.name, s);
+      watch(c.name, s, false);
+      break;
+    }
+    const s = io(c.url + (c.nsp || ""), Object.assign({ forceNew: true, reconnectionDelay: 100,
+                                                       reconnectionDelayMax: 300 }, c.opts || {}));
     sockets.set(c.name, s);
     watch(c.name, s, false);
     s.io.on("open", () => {
@@ -87,6 +95,7 @@ function handle(c) {
     break;
   case "resume": {
     const s = sockets.get(c.name);
+    if (c.auth) s.auth = c.auth;
     s.io.reconnection(true);
     s.connect();
     break;

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import make_token, wait_until
+from conftest import HERALDD, make_token, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "sio_driver.js")
@@ -65,8 +65,11 @@ class Driver:
     def url(self):
         return f"http://127.0.0.1:{self.herald.port}"
 
-    def connect(self, name, timeout=10, expect="connect", **opts):
-        self.send(cmd="connect", name=name, url=self.url(), opts=opts)
+    def connect(self, name, timeout=10, expect="connect", nsp="", share=None, **opts):
+        """Connects socket name to namespace nsp: over a new Engine.IO
+        connection, or over socket share's."""
+        self.send(cmd="connect", name=name, url=self.url(), nsp=(nsp or "/") if share else nsp,
+                  share=share, opts=opts)
         return self.wait(lambda m: m["ev"] in ("connect", "connect_error") and m["name"] == name,
                          timeout, expect)
 
@@ -321,6 +324,180 @@ def test_fanout_1000_clients_two_workers(herald_factory, driver_factory):
     m = wait_until(counted, 30, 0.5)
     assert m, "not every client got every message"
     assert m["min"] == messages and not m["gap"]
+
+
+# ---- namespaces other than "/" ---------------------------------------------------------
+
+NSP_CONFIG = "socketio_namespaces = /orders=order, /admin=admin\n"
+NSP_NAMESPACES = SIO_NAMESPACES + """
+[namespace order]
+subscribe = authenticated
+publish = authenticated
+"""
+
+
+def start_nsp(herald_factory, extra=""):
+    return herald_factory(workers=2, namespaces=NSP_NAMESPACES,
+                          extra="socketio_ping_interval = 1000\nsocketio_ping_timeout = 2000\n"
+                                + NSP_CONFIG + extra).start()
+
+
+def registry_rooms(h, user, want=None):
+    """The rooms of the user's one connection in /api/connections, once want
+    (a room) is among them."""
+    def get():
+        cs = h.api("GET", f"/api/connections?user={user}").json()["connections"]
+        return cs if len(cs) == 1 and (want is None or want in cs[0]["rooms"]) else None
+    cs = wait_until(get, 5)
+    assert cs, h.api("GET", f"/api/connections?user={user}").json()
+    return sorted(cs[0]["rooms"])
+
+
+def test_namespace_rooms_over_one_connection(herald_factory, driver_factory):
+    h = start_nsp(herald_factory)
+    d = driver_factory(h)
+    tok = make_token("olga")
+    root = d.connect("root", transports=["websocket"], auth={"token": tok})
+    orders = d.connect("orders", share="root", nsp="/orders", auth={"token": tok})
+    assert orders["engine"] == root["engine"] and orders["id"] != root["id"]
+    ack = d.emit_ack("orders", "subscribe", {"room": "42"})[0]
+    assert ack["success"] is True and ack["room"] == "order:42"
+    assert d.emit_ack("orders", "subscribe", "order:43")[0]["room"] == "order:43"
+    bad = d.emit_ack("orders", "subscribe", {"room": "race:1"})[0]
+    assert bad["success"] is False and bad["error"] == "forbidden" and bad["message"]
+    # each socket lists its own rooms; the automatic ones are "/"'s
+    assert sorted(d.emit_ack("orders", "getRooms")[0]) == ["order:42", "order:43"]
+    assert sorted(d.emit_ack("root", "subscriptions")[0]) == ["global", "user:olga"]
+    assert h.publish("order:42", "shipped", {"n": 1}).status_code == 200
+    check_event(d.wait_events("orders", "shipped", 1)[0], "order:42", 1, {"n": 1}, "shipped")
+    time.sleep(0.3)
+    assert d.events("root") == []
+    # the same room on "/" too: each socket gets it once, on its own namespace
+    assert d.emit_ack("root", "subscribe", "order:42")[0]["success"]
+    h.publish("order:42", "shipped", {"n": 2})
+    for name in ("root", "orders"):
+        evs = d.wait_events(name, "shipped", 1)
+        assert len(evs) == 1
+        check_event(evs[0], "order:42", 2, {"n": 2}, "shipped")
+    time.sleep(0.3)
+    assert d.events("root") == [] and d.events("orders") == []
+    # publish maps its room as subscribe does
+    r = d.emit_ack("orders", "publish", {"room": "43", "event": "note", "data": "hi"})[0]
+    assert r["success"] is True and r["room"] == "order:43"
+    check_event(d.wait_events("orders", "note", 1)[0], "order:43", 1, "hi", "note")
+    r = d.emit_ack("orders", "publish", {"room": "race:1", "event": "x", "data": 1})[0]
+    assert r["success"] is False and r["error"] == "forbidden"
+    assert d.emit_ack("orders", "ping")[0]["type"] == "pong"
+    # one registry connection, with the rooms of both sockets; a room two
+    # sockets hold stays listed until both have left it
+    assert registry_rooms(h, "olga") == ["global", "order:42", "order:43", "user:olga"]
+    assert d.emit_ack("orders", "unsubscribe", "42")[0]["success"]
+    assert d.emit_ack("orders", "subscribe", "44")[0]["success"]
+    assert "order:42" in registry_rooms(h, "olga", "order:44")
+    assert d.emit_ack("root", "unsubscribe", "order:42")[0]["success"]
+    assert d.emit_ack("root", "subscribe", "race:9")[0]["success"]
+    assert "order:42" not in registry_rooms(h, "olga", "race:9")
+
+
+def test_namespace_auth_and_disconnect(herald_factory, driver_factory):
+    h = start_nsp(herald_factory, extra="allow_anonymous = no\n")
+    d = driver_factory(h)
+    tok = make_token("pia")
+    d.connect("root", transports=["websocket"], auth={"token": tok})
+    e = d.connect("orders", share="root", nsp="/orders", expect="connect_error",
+                  auth={"token": make_token("pia", secret="wrong")})
+    assert e["data"]["code"] == "auth_failed"
+    assert d.emit_ack("root", "ping")[0]["type"] == "pong"
+    d.send(cmd="resume", name="orders", auth={"token": tok})
+    d.wait(lambda m: m["name"] == "orders" and m["ev"] in ("connect", "connect_error"),
+           expect="connect")
+    assert d.emit_ack("orders", "subscribe", "7")[0]["room"] == "order:7"
+    assert d.emit_ack("orders", "subscribe", "8")[0]["room"] == "order:8"
+    # a DISCONNECT of /orders leaves its rooms; "/" goes on
+    d.send(cmd="disconnect", name="orders")
+    d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "orders")
+    assert wait_until(lambda: registry_rooms(h, "pia") == ["global", "user:pia"], 5)
+    assert d.emit_ack("root", "subscribe", "order:7")[0]["success"]
+    h.publish("order:7", "e", 1)
+    assert len(d.wait_events("root", "e", 1)) == 1
+    # and the other way round: /orders again, then "/" leaves
+    d.send(cmd="resume", name="orders")
+    d.wait(lambda m: m["ev"] == "connect" and m["name"] == "orders")
+    assert d.emit_ack("orders", "subscribe", "7")[0]["success"]
+    d.send(cmd="disconnect", name="root")
+    d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "root")
+    h.publish("order:7", "e", 2)
+    evs = d.wait_events("orders", "e", 1)
+    assert [ev["args"][0]["data"] for ev in evs] == [2]
+    assert registry_rooms(h, "pia") == ["order:7"]
+    # a kick ends every socket of the connection
+    cid = h.api("GET", "/api/connections?user=pia").json()["connections"][0]["id"]
+    assert h.api("DELETE", f"/api/connections/{cid}").status_code in (200, 204)
+    m = d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "orders")
+    assert m["reason"] == "io server disconnect"
+
+
+def test_unknown_namespace(herald_factory, driver_factory):
+    h = start_nsp(herald_factory)
+    d = driver_factory(h)
+    e = d.connect("x", nsp="/nope", expect="connect_error", transports=["websocket"],
+                  reconnection=False)
+    assert e["message"] == "Invalid namespace"
+    d.connect("root", transports=["websocket"])
+    e = d.connect("y", share="root", nsp="/order", expect="connect_error")
+    assert e["message"] == "Invalid namespace"
+    assert d.emit_ack("root", "ping")[0]["type"] == "pong"
+
+
+def test_namespace_beside_recovery(herald_factory, driver_factory):
+    """"/" recovers what it missed; the other namespaces of the connection
+    come back unrecovered, without their rooms, as Socket.IO's do."""
+    h = start_nsp(herald_factory)
+    d = driver_factory(h)
+    tok = make_token("rita")
+    st = recovery_setup(h, d)
+    d.connect("orders", share="r", nsp="/orders", auth={"token": tok})
+    assert d.emit_ack("orders", "subscribe", "5")[0]["success"]
+    d.send(cmd="pause", name="r")
+    d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "r")
+    d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "orders")
+    publish_both(h, 0, 2)
+    h.publish("order:5", "e", 1)
+    d.send(cmd="resume", name="r")
+    c = d.wait(lambda m: m["ev"] == "connect" and m["name"] == "r")
+    assert c["recovered"] is True and c["id"] == st["id"]
+    assert_exactly(d.wait_events("r", "odds", 4), expected(1, 2))
+    c = d.wait(lambda m: m["ev"] == "connect" and m["name"] == "orders")
+    assert not c.get("recovered")
+    assert d.emit_ack("orders", "getRooms")[0] == []
+    assert d.events("orders", "e") == []
+
+
+@pytest.mark.parametrize("value, error", [
+    ("/orders=order, /admin=admin", None),
+    ("/orders=order, /orders=admin", "socketio_namespaces: /orders is listed twice"),
+    ("/=order", "socketio_namespaces: / is herald's own namespace"),
+    ("orders=order", "bad Socket.IO namespace 'orders'"),
+    ("/or ders=order", "bad Socket.IO namespace '/or ders'"),
+    ("/orders=nope", "socketio_namespaces: /orders=nope: no namespace 'nope'"),
+    ("/orders=*", "no namespace '*'"),
+    ("/orders", "socketio_namespaces: '/orders' is not /NAME=NAMESPACE"),
+])
+def test_namespaces_config(tmp_path, value, error):
+    conf = tmp_path / "h.conf"
+    conf.write_text(f"socketio_namespaces = {value}\n\n[namespace order]\nsubscribe = public\n")
+    r = subprocess.run([HERALDD, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    if error is None:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode != 0 and error in r.stderr, r.stderr
+
+
+def test_namespaces_config_conformance_custom(tmp_path):
+    conf = tmp_path / "h.conf"
+    conf.write_text("socketio_test = on\nsocketio_namespaces = /custom=global\n")
+    r = subprocess.run([HERALDD, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "/custom is the conformance mode's" in r.stderr
 
 
 # ---- connection state recovery ---------------------------------------------------------

@@ -635,6 +635,31 @@ static void test_namespace_lookup(void)
 	config_free(&cfg);
 }
 
+static void test_socketio_namespaces(void)
+{
+	struct config cfg;
+	char err[256];
+
+	/* Spaces and empty items are fine; a namespace under "*" exists. */
+	CHECK_EQ_INT(load_text("socketio_namespaces = /orders = order ,, /live/eu=stream,\n"
+			       "[namespace order]\nsubscribe = public\n"
+			       "[namespace *]\nsubscribe = public\n", &cfg, err, sizeof(err)), 0);
+	CHECK_EQ_INT(cfg.nsio_nsps, 2);
+	CHECK_EQ_STR(config_sio_namespace(&cfg, "/orders", 7), "order");
+	CHECK_EQ_STR(config_sio_namespace(&cfg, "/live/eu,x", 8), "stream");
+	CHECK(config_sio_namespace(&cfg, "/order", 6) == NULL);
+	CHECK(config_sio_namespace(&cfg, "/", 1) == NULL);
+	config_free(&cfg);
+	CHECK_EQ_INT(load_text("", &cfg, err, sizeof(err)), 0);
+	CHECK_EQ_INT(cfg.nsio_nsps, 0);
+	config_free(&cfg);
+	/* Without "*", only declared and built-in namespaces. */
+	CHECK_EQ_INT(load_text("socketio_namespaces = /w=workflow\n", &cfg, err, sizeof(err)), 0);
+	config_free(&cfg);
+	CHECK_ERROR("socketio_namespaces = /s=stream\n", " socketio_namespaces: /s=stream: no "
+		    "namespace 'stream'");
+}
+
 static void test_origins(void)
 {
 	struct config cfg;
@@ -811,6 +836,7 @@ TEST_MAIN("config",
 	TEST(test_env),
 	TEST(test_namespaces),
 	TEST(test_namespace_lookup),
+	TEST(test_socketio_namespaces),
 	TEST(test_origins),
 	TEST(test_reload),
 	TEST(test_sample),
