@@ -147,21 +147,6 @@ uint64_t worker_expect_reply(struct conn *c, uint64_t tag, worker_reply_fn fn)
 	return id;
 }
 
-int worker_request(struct conn *c, uint64_t tag, const char *json, size_t len,
-		   worker_reply_fn fn)
-{
-	if (!worker.hub.up)
-		return -1;
-	struct buf b = { 0 };
-	size_t m = ipc_begin(&b, IPC_REQUEST);
-	ipc_put_u64(&b, worker_expect_reply(c, tag, fn));
-	ipc_put_str(&b, json, len);
-	ipc_end(&b, m);
-	worker_hub_send(&b);
-	buf_free(&b);
-	return 0;
-}
-
 /* The hub's view of the rooms this input touched: the database's, then
  * what was committed since (forgotten after each input). */
 struct hub_room {
