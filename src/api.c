@@ -4,7 +4,8 @@
  * the whole picture (connections, rooms, publishing) go to the hub; history
  * and notifications are read here through the worker's read-only handle (on
  * an edge, which has no database, the primary answers them). A primary also
- * serves its edges: /api/cluster/request and /api/cluster/frames. */
+ * serves its edges: /api/cluster/request, /api/cluster/frames and
+ * /api/cluster/sio-session. */
 #include "api.h"
 
 #include <stdio.h>
@@ -776,6 +777,30 @@ static void cluster_frames(struct route_req *r)
 	buf_free(&fc.out);
 }
 
+/* GET /api/cluster/sio-session?pid=&offset=&user=: whether a Socket.IO
+ * socket reconnecting to an edge recovers the session pid (user absent:
+ * anonymous; offset absent: it had received nothing). 200 {sid, rooms} when
+ * it does, else 404. */
+static void cluster_sio_session(struct route_req *r)
+{
+	if (!primary_only(r))
+		return;
+	const struct http_request *req = r->req;
+	char pid[64], user[JWT_MAX_LEN + 1];
+	long offset = query_long(req, "offset", 0);
+	if (!req->query || http_query_param(req->query, req->query_len, "pid", pid, sizeof(pid)) <= 0 ||
+	    offset < 0) {
+		respond_error(r->c, 400, "bad_request", "pid and a non-negative offset required");
+		return;
+	}
+	bool named = http_query_param(req->query, req->query_len, "user", user, sizeof(user)) >= 0;
+	json_t *session = sio_session_recoverable(pid, named ? user : NULL, offset);
+	if (session)
+		respond_json(r->c, 200, session);
+	else
+		respond_error(r->c, 404, "not_found", "no recoverable session");
+}
+
 /* Prometheus text from the hub's stats. */
 /* Appends s as a label value: \\, " and newlines escaped (node names are free text). */
 static void metrics_label(struct buf *b, const char *s)
@@ -949,6 +974,8 @@ static void api_route(struct route_req *r)
 		cluster_request(r);
 	} else if (IS("/cluster/frames") && get) {
 		cluster_frames(r);
+	} else if (IS("/cluster/sio-session") && get) {
+		cluster_sio_session(r);
 	} else {
 		respond_error(r->c, 404, "not_found", "no such route");
 	}

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "http.h"
 #include "jwt.h"
 #include "util.h"
 #include "wsclient.h"
@@ -126,19 +127,6 @@ static json_t *arg_list(const char *s)
 		s = end ? end + 1 : s + strlen(s);
 	}
 	return arr;
-}
-
-/* Appends s percent-encoded as one URL path segment or query value. */
-static void url_escape(struct buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~')
-			buf_append(b, s, 1);
-		else
-			buf_printf(b, "%%%02X", c);
-	}
 }
 
 /* "0.0.0.0:8080" (a listen address) as an address to connect to. */
@@ -395,12 +383,12 @@ static int api_get(const char *prefix, const char *segment, const char *suffix,
 	struct buf path = { 0 };
 	buf_appends(&path, prefix);
 	if (segment)
-		url_escape(&path, segment);
+		http_url_encode(&path, segment);
 	if (suffix)
 		buf_appends(&path, suffix);
 	if (qval) {
 		buf_printf(&path, "%c%s=", suffix && strchr(suffix, '?') ? '&' : '?', qkey);
-		url_escape(&path, qval);
+		http_url_encode(&path, qval);
 	}
 	buf_append(&path, "", 1);
 	int rc = api_print("GET", path.data, NULL);
@@ -492,7 +480,7 @@ static int cmd_kick(int argc, char **argv)
 	struct buf path = { 0 };
 	if (user) {
 		buf_appends(&path, "/api/users/");
-		url_escape(&path, user);
+		http_url_encode(&path, user);
 		buf_appends(&path, "/disconnect");
 	} else {
 		buf_printf(&path, "/api/connections/%ld", arg_long("ID", pos[0]));
@@ -519,7 +507,7 @@ static int cmd_webhooks(int argc, char **argv)
 	buf_appends(&path, "/api/webhooks");
 	if (n >= 2 && strcmp(sub, "add") != 0) {
 		buf_appends(&path, "/");
-		url_escape(&path, pos[1]);
+		http_url_encode(&path, pos[1]);
 	}
 	const char *method = "GET";
 	json_t *body = NULL;
@@ -557,7 +545,7 @@ static int cmd_webhooks(int argc, char **argv)
 		char sep = '?';
 		if (status) {
 			buf_printf(&path, "%cstatus=", sep);
-			url_escape(&path, status);
+			http_url_encode(&path, status);
 			sep = '&';
 		}
 		if (limit)
@@ -567,7 +555,7 @@ static int cmd_webhooks(int argc, char **argv)
 		method = "POST";
 		if (n == 3) {
 			buf_appends(&path, "/deliveries/");
-			url_escape(&path, pos[2]);
+			http_url_encode(&path, pos[2]);
 			buf_appends(&path, "/retry");
 		}
 	} else if (strcmp(sub, "show") != 0) {
@@ -587,7 +575,7 @@ static void query_add(struct buf *path, const char *key, const char *value)
 	if (!value)
 		return;
 	buf_printf(path, "%c%s=", memchr(path->data, '?', path->len) ? '&' : '?', key);
-	url_escape(path, value);
+	http_url_encode(path, value);
 }
 
 /* workflows SUBCOMMAND ...: the /api/workflow-definitions and /api/workflows routes. */
@@ -636,7 +624,7 @@ static int cmd_workflows(int argc, char **argv)
 	} else if (strcmp(sub, "show") == 0 && n == 2) {
 		method = "GET";
 		buf_appends(&path, "/api/workflows/");
-		url_escape(&path, pos[1]);
+		http_url_encode(&path, pos[1]);
 	} else if (strcmp(sub, "approve") == 0 || strcmp(sub, "reject") == 0 ||
 		   strcmp(sub, "cancel") == 0 || strcmp(sub, "bulk") == 0) {
 		bool bulk = sub[0] == 'b';
@@ -650,7 +638,7 @@ static int cmd_workflows(int argc, char **argv)
 			json_object_set_new(body, "ids", arg_list(pos[2]));
 		} else {
 			buf_appends(&path, "/api/workflows/");
-			url_escape(&path, pos[1]);
+			http_url_encode(&path, pos[1]);
 			buf_printf(&path, "/%s", sub);
 		}
 		if (roles)
@@ -699,7 +687,7 @@ static void ws_path(struct buf *path, const char *token)
 	buf_appends(path, "/ws");
 	if (token && *token) {
 		buf_appends(path, "?token=");
-		url_escape(path, token);
+		http_url_encode(path, token);
 	}
 	buf_append(path, "", 1);
 }
@@ -710,7 +698,7 @@ static char *room_epoch(const char *room, bool *missing)
 {
 	struct buf path = { 0 }, out = { 0 };
 	buf_appends(&path, "/api/rooms/");
-	url_escape(&path, room);
+	http_url_encode(&path, room);
 	buf_append(&path, "", 1);
 	int status = api_request("GET", path.data, NULL, &out);
 	json_t *v = status == 200 ? json_loadb(out.data, out.len, 0, NULL) : NULL;

@@ -441,6 +441,18 @@ int http_url_decode(const char *s, size_t len, char *out, size_t outlen)
 	return http_decode(s, len, false, out, outlen);
 }
 
+void http_url_encode(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~')
+			buf_append(b, s, 1);
+		else
+			buf_printf(b, "%%%02X", c);
+	}
+}
+
 /* ---------------------------------------------------------------- responses */
 
 const char *http_status_text(int status)

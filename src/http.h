@@ -63,6 +63,9 @@ int http_query_param(const char *query, size_t query_len, const char *key,
 		     char *out, size_t outlen);
 /* Percent-decodes s into out (NUL-terminated); -1 on bad escapes or overflow. */
 int http_url_decode(const char *s, size_t len, char *out, size_t outlen);
+/* Appends s percent-encoded as one URL path segment or query value (every byte
+ * but the unreserved ones: the result is also valid JSON string text). */
+void http_url_encode(struct buf *b, const char *s);
 
 const char *http_status_text(int status);
 

@@ -87,10 +87,8 @@ static void sio_packet(struct buf *b, const char *nsp, const char *room,
 	buf_free(&ev);
 }
 
-/* The same for a delivered message: the packet every Socket.IO subscriber of
- * namespace nsp gets. */
-static void sio_msg_packet(struct buf *b, const char *nsp, const char *room,
-			   const struct room_msg *m)
+void room_msg_sio_packet(struct buf *b, const char *nsp, const char *room,
+			 const struct room_msg *m)
 {
 	char ts[UTIL_TS_LEN + 1];
 	snprintf(ts, sizeof(ts), "%.*s", UTIL_TS_LEN, m->ts);
@@ -225,50 +223,44 @@ static void fetch_cancel(struct replay_fetch *f)
 	}
 }
 
-/* Replays to s the IPC_DELIVER frames of a history reply, as replay_row does
- * rows, each framed as its live delivery is. Returns -1 when one is malformed. */
+struct frames_ctx {
+	struct replay_ctx rc;
+	int n;                /* messages of the chunk, as store_history counts rows */
+};
+
+/* One message of a history reply, replayed as replay_row does a row but
+ * framed as its live delivery is. */
+static int replay_frame(const struct room_msg *m, void *arg)
+{
+	struct frames_ctx *fc = arg;
+	struct sub *s = fc->rc.sub;
+	struct room *r = s->room;
+	/* Another epoch: the room was reset and the rest of ours is gone.
+	 * Committed later than we know of: it comes live. */
+	if (strcmp(m->epoch, r->epoch) != 0 || m->seq > r->last_seq)
+		return 1;
+	fc->n++;
+	if (m->seq <= s->sent_seq)
+		return 0;
+	if (!s->is_sio)
+		return replay_send(&fc->rc, m->seq, m->payload, m->len);
+	buf_reset(&fc->rc.frame);
+	room_msg_sio_packet(&fc->rc.frame, sio_nsp(s->sio), r->name, m);
+	return replay_send(&fc->rc, m->seq, fc->rc.frame.data, fc->rc.frame.len);
+}
+
+/* Replays to s the frames of a history reply. Returns -1 when one is malformed. */
 static int replay_frames(struct sub *s, const char *body, size_t len)
 {
-	struct replay_ctx rc = { .sub = s };
-	struct room *r = s->room;
-	int n = 0, stop = 0;
-	for (size_t off = 0; off < len && !stop;) {
-		char name[ROOM_MAX + 1], epoch[STORE_EPOCH_LEN + 1];
-		struct room_msg m;
-		struct ipc_reader rd;
-		uint16_t type;
-		const uint8_t *payload;
-		uint32_t plen;
-		long used = ipc_frame_next((const uint8_t *)body + off, len - off, &type, &payload,
-					   &plen);
-		if (used <= 0 || type != IPC_DELIVER)
-			goto fail;
-		off += (size_t)used;
-		ipc_reader_init(&rd, payload, plen);
-		if (!room_msg_decode(&rd, name, epoch, &m) || strcmp(name, r->name) != 0)
-			goto fail;
-		/* Another epoch: the room was reset and the rest of ours is gone.
-		 * Committed later than we know of: it comes live. */
-		if (strcmp(epoch, r->epoch) != 0 || m.seq > r->last_seq)
-			break;
-		n++;
-		if (m.seq <= s->sent_seq)
-			continue;
-		if (s->is_sio) {
-			buf_reset(&rc.frame);
-			sio_msg_packet(&rc.frame, sio_nsp(s->sio), r->name, &m);
-			stop = replay_send(&rc, m.seq, rc.frame.data, rc.frame.len);
-		} else {
-			stop = replay_send(&rc, m.seq, m.payload, m.len);
-		}
+	struct frames_ctx fc = { .rc = { .sub = s } };
+	int rc = room_frames_each(s->room->name, body, len, replay_frame, &fc);
+	buf_free(&fc.rc.frame);
+	if (rc < 0) {
+		log_warn("event=replay_frames_malformed room=%s", s->room->name);
+		return -1;
 	}
-	buf_free(&rc.frame);
-	replay_chunk_end(s, n, rc.paused);
+	replay_chunk_end(s, fc.n, fc.rc.paused);
 	return 0;
-fail:
-	log_warn("event=replay_frames_malformed room=%s", r->name);
-	buf_free(&rc.frame);
-	return -1;
 }
 
 static void fetch_reply(struct conn *c, uint64_t tag, int status, const char *body, size_t len)
@@ -561,6 +553,30 @@ bool room_msg_decode(struct ipc_reader *r, char name[ROOM_MAX + 1],
 	return true;
 }
 
+int room_frames_each(const char *room, const char *body, size_t len,
+		     int (*fn)(const struct room_msg *m, void *arg), void *arg)
+{
+	for (size_t off = 0; off < len;) {
+		char name[ROOM_MAX + 1], epoch[STORE_EPOCH_LEN + 1];
+		struct room_msg m;
+		struct ipc_reader rd;
+		uint16_t type;
+		const uint8_t *payload;
+		uint32_t plen;
+		long used = ipc_frame_next((const uint8_t *)body + off, len - off, &type, &payload,
+					   &plen);
+		if (used <= 0 || type != IPC_DELIVER)
+			return -1;
+		off += (size_t)used;
+		ipc_reader_init(&rd, payload, plen);
+		if (!room_msg_decode(&rd, name, epoch, &m) || strcmp(name, room) != 0)
+			return -1;
+		if (fn(&m, arg))
+			break;
+	}
+	return 0;
+}
+
 /* A delivery's Socket.IO frame for one namespace: for polling and framed
  * for WebSocket. */
 struct nsp_frame {
@@ -582,7 +598,7 @@ static const struct nsp_frame *nsp_frame(const char *nsp, const char *room,
 	struct nsp_frame *f = &frames[nframes++];
 	f->nsp = nsp;
 	f->packet = (struct buf){ 0 };
-	sio_msg_packet(&f->packet, nsp, room, m);
+	room_msg_sio_packet(&f->packet, nsp, room, m);
 	f->ws = ws_frame_new(WS_OP_TEXT, f->packet.data, f->packet.len);
 	return f;
 }

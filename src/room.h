@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "acl.h"
+#include "buf.h"
 #include "ipc.h"
 #include "store.h"
 
@@ -100,6 +101,15 @@ void room_on_deliver(const char *name, const struct room_msg *m);
  * is malformed. */
 bool room_msg_decode(struct ipc_reader *r, char name[ROOM_MAX + 1],
 		     char epoch[STORE_EPOCH_LEN + 1], struct room_msg *m);
+/* Calls fn for each message of a history reply for room (the IPC_DELIVER
+ * frames the relay answers op history with) until fn returns non-zero.
+ * Returns 0, or -1 when a frame is malformed or of another room. */
+int room_frames_each(const char *room, const char *body, size_t len,
+		     int (*fn)(const struct room_msg *m, void *arg), void *arg);
+/* The Socket.IO packet of a delivered message for subscribers of namespace
+ * nsp, built from its slices (with its gpos as offset when recovery is on). */
+void room_msg_sio_packet(struct buf *b, const char *nsp, const char *room,
+			 const struct room_msg *m);
 /* The hub (re)connected: register every room again and catch up what was
  * committed but never delivered while it was away. */
 void room_rejoin_all(void);

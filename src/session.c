@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "acl.h"
+#include "http.h"
 #include "ipc.h"
 #include "jwt.h"
 #include "log.h"
@@ -494,14 +495,7 @@ static void send_greeting(struct session *s, struct greeting *g)
 	struct buf q = { 0 };
 	buf_appends(&q, "{\"op\":\"http\",\"method\":\"GET\",\"path\":\"/api/users/");
 	/* Percent-encoded, the id is a path segment and a JSON string alike. */
-	for (const char *p = user; *p; p++) {
-		char ch = *p;
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || strchr("-._~", ch))
-			buf_append(&q, p, 1);
-		else
-			buf_printf(&q, "%%%02X", (unsigned char)ch);
-	}
+	http_url_encode(&q, user);
 	buf_appends(&q, "/notifications?unread=true&limit=1\"}");
 	if (worker_request(s->conn, (uint64_t)(uintptr_t)g, q.data, q.len, greeting_reply) < 0)
 		greet(s, g, 0);

@@ -3,9 +3,9 @@
  * session), CONNECT with the auth payload (the same JWT checks as /ws),
  * herald's verbs as events with acks, binary attachments, room events through
  * the shared fan-out of room.c, and connection state recovery on "/":
- * sessions are stored in SQLite by the hub, and a reconnecting client gets
- * what it missed in every room, merged in global-position order
- * (docs/socketio.md). */
+ * sessions are stored in SQLite by the hub (an edge's, by the primary's), and
+ * a reconnecting client gets what it missed in every room, merged in
+ * global-position order (docs/socketio.md). */
 #include "sio.h"
 
 #include <stdio.h>
@@ -17,6 +17,7 @@
 
 #include "acl.h"
 #include "config.h"
+#include "http.h"
 #include "ipc.h"
 #include "jwt.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 #define SIO_ID_LEN (2 * SIO_ID_BYTES)    /* as hex text */
 #define REC_CHUNK 256                    /* rows per history read while recovering */
 #define REC_QUEUE_LOW (256 * 1024)       /* read more when less than this is queued */
+#define REC_RETRY 1.0                    /* edge: seconds before asking the relay again */
 #define ALIAS_MAX 64
 
 struct rec_row {
@@ -48,6 +50,7 @@ struct rec_cursor {
 	struct rec_row *rows;
 	size_t n, i;
 	bool done;                           /* nothing more can be read */
+	struct rec_fetch *fetch;             /* edge: its history request or retry, or NULL */
 };
 
 /* Connection state recovery in progress: the missed messages of every room,
@@ -98,6 +101,7 @@ struct sio_conn {
 	struct sio_sock root;                /* "/" when main; root.next: the other sockets */
 	bool main;                           /* connected to "/" */
 	bool reported;                       /* the hub's registry knows it */
+	bool asking;                         /* edge: "/"'s CONNECT waits for the primary */
 	bool dirty;                          /* "/"'s session is to be stored */
 	uint8_t sid[SIO_ID_BYTES];           /* "/"'s sid and pid (recovery) */
 	uint8_t pid[SIO_ID_BYTES];
@@ -397,11 +401,12 @@ static void report_room(struct sio_sock *k, struct sub *s, bool joined)
 
 /* ---- persistence of sessions (recovery) ---------------------------------------------- */
 
-/* Recovery reads the database. An edge has none: its sockets connect
- * unrecovered, as Socket.IO's do when it cannot recover, and store no session. */
+/* Sessions are stored by the primary's hub, from an edge too (its relay
+ * forwards the requests); an edge asks the primary what only its database
+ * answers. */
 static bool recovery_on(void)
 {
-	return worker.cfg->socketio_recovery && worker.reader;
+	return worker.cfg->socketio_recovery;
 }
 
 /* k's rooms changed: stored at the end of the loop turn when k is "/". */
@@ -909,6 +914,106 @@ static void rec_cursor_clear(struct rec_cursor *c)
 	c->n = c->i = 0;
 }
 
+/* ---- recovery on an edge: history from the relay ------------------------------------------- */
+
+/* A cursor's history request to the relay and, when it failed, the wait
+ * before the next. A cursor freed while its request is out leaves it behind
+ * (cur NULL) for the reply to free. */
+struct rec_fetch {
+	struct rec_cursor *cur;
+	ev_timer retry;
+};
+
+static void rec_fetch_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct rec_fetch *f = w->data;
+	f->cur->fetch = NULL;
+	free(f);
+	rec_schedule();
+}
+
+static void rec_fetch_retry(struct rec_fetch *f)
+{
+	ev_timer_init(&f->retry, rec_fetch_retry_cb, REC_RETRY, 0);
+	f->retry.data = f;
+	ev_timer_start(worker.loop, &f->retry);
+}
+
+/* The cursor is going: a request out is left to its reply, a retry is called off. */
+static void rec_fetch_cancel(struct rec_fetch *f)
+{
+	if (ev_is_active(&f->retry)) {
+		ev_timer_stop(worker.loop, &f->retry);
+		free(f);
+	} else {
+		f->cur = NULL;
+	}
+}
+
+/* One message of the relay's reply as a row of c, as rec_row_cb makes one of
+ * a stored message. */
+static int rec_frame(const struct room_msg *m, void *arg)
+{
+	struct rec_cursor *c = arg;
+	struct room *room = c->sub->room;
+	/* Another epoch: the rest of ours is gone. Committed later than this
+	 * worker knows of: it comes live. */
+	if (strcmp(m->epoch, room->epoch) != 0 || m->seq > room->last_seq || c->n == REC_CHUNK)
+		return 1;
+	struct rec_row *row = &c->rows[c->n++];
+	struct buf b = { 0 };
+	room_msg_sio_packet(&b, "/", room->name, m);
+	row->seq = m->seq;
+	row->gpos = m->gpos;
+	row->packet = b.data;
+	row->len = b.len;
+	return 0;
+}
+
+static void rec_fetch_reply(struct conn *conn, uint64_t tag, int status, const char *body,
+			    size_t len)
+{
+	struct rec_fetch *f = (struct rec_fetch *)(uintptr_t)tag;
+	struct rec_cursor *c = f->cur;
+	if (!c) {
+		free(f);
+		return;
+	}
+	c->rows = xcalloc(REC_CHUNK, sizeof(*c->rows));
+	if (status != 200 || room_frames_each(c->sub->room->name, body, len, rec_frame, c) < 0) {
+		/* The relay logs an unreachable primary, once rather than per socket. */
+		log_debug("event=sio_recover_fetch_failed room=%s status=%d", c->sub->room->name,
+			  status);
+		rec_cursor_clear(c);
+		rec_fetch_retry(f);
+		return;
+	}
+	if (c->n == 0) {
+		/* Gone meanwhile (pruned): live from the room's last seq. */
+		c->done = true;
+		c->after = c->sub->room->last_seq;
+	}
+	c->fetch = NULL;
+	free(f);
+	rec_schedule();
+}
+
+/* Asks the relay, in the hub's place, for the next rows of c. */
+static void rec_fetch_start(struct rec_cursor *c)
+{
+	char q[ROOM_MAX + 96];
+	/* Valid room names need no escaping in JSON. */
+	int n = snprintf(q, sizeof(q), "{\"op\":\"history\",\"room\":\"%s\",\"after\":%lld,"
+			 "\"limit\":%d}", c->sub->room->name, (long long)c->after, REC_CHUNK);
+	struct rec_fetch *f = xcalloc(1, sizeof(*f));
+	f->cur = c;
+	c->fetch = f;
+	if (worker_request(NULL, (uint64_t)(uintptr_t)f, q, (size_t)n, rec_fetch_reply) < 0)
+		rec_fetch_retry(f);
+}
+
+/* ---- the merge ---------------------------------------------------------------------------- */
+
 static void rec_free(struct sio_conn *c)
 {
 	struct recovery *r = c->more ? c->more->rec : NULL;
@@ -920,8 +1025,11 @@ static void rec_free(struct sio_conn *c)
 			break;
 		}
 	}
-	for (size_t i = 0; i < r->ncur; i++)
+	for (size_t i = 0; i < r->ncur; i++) {
+		if (r->cur[i].fetch)
+			rec_fetch_cancel(r->cur[i].fetch);
 		rec_cursor_clear(&r->cur[i]);
+	}
 	free(r->cur);
 	free(r);
 	c->more->rec = NULL;
@@ -944,13 +1052,18 @@ static int rec_row_cb(const struct store_message *m, void *arg)
 	return 0;
 }
 
-/* Reads the next rows of c; false when there is nothing to read now. */
+/* Reads the next rows of c; false when there is nothing to read now (on an
+ * edge: until the relay's answer comes, c->fetch meanwhile). */
 static bool rec_refill(struct rec_cursor *c)
 {
 	struct room *room = c->sub->room;
 	rec_cursor_clear(c);
-	if (c->done || c->after >= room->last_seq)
+	if (c->fetch || c->done || c->after >= room->last_seq)
 		return false;
+	if (!worker.reader) {
+		rec_fetch_start(c);
+		return false;
+	}
 	c->rows = xcalloc(REC_CHUNK, sizeof(*c->rows));
 	int n = store_history(worker.reader, room->name, c->after, REC_CHUNK, rec_row_cb, c);
 	if (n <= 0) {
@@ -973,18 +1086,20 @@ static bool rec_step(struct sio_conn *conn)
 {
 	struct sio_sock *k = &conn->root;
 	struct recovery *r = conn->more->rec;
-	for (size_t i = 0; i < r->ncur; i++)
-		if (!r->cur[i].sub->room->ready)
-			return false;
 	while (sio_backlog(k) < REC_QUEUE_LOW && sio_is_open(k)) {
 		struct rec_cursor *best = NULL;
+		bool fetching = false;
 		for (size_t i = 0; i < r->ncur; i++) {
 			struct rec_cursor *c = &r->cur[i];
-			if (c->i == c->n && !rec_refill(c))
+			if (c->i == c->n && !rec_refill(c)) {
+				fetching = fetching || c->fetch;
 				continue;
+			}
 			if (!best || c->rows[c->i].gpos < best->rows[best->i].gpos)
 				best = c;
 		}
+		if (fetching)
+			return false;   /* the merge needs every room's next row */
 		if (!best) {
 			for (size_t i = 0; i < r->ncur; i++) {
 				struct rec_cursor *c = &r->cur[i];
@@ -1007,24 +1122,43 @@ static bool rec_step(struct sio_conn *conn)
 	return false;
 }
 
+/* Why a recovery cannot step now: REC_POLL, its queue is full or a room not
+ * ready yet (looked at again shortly); REC_REPLY, a request to the relay is
+ * out (its reply or retry schedules it again). */
+enum { REC_READY, REC_POLL, REC_REPLY };
+
+static int rec_wait_state(struct sio_conn *c)
+{
+	struct recovery *r = c->more->rec;
+	bool ready = sio_backlog(&c->root) < REC_QUEUE_LOW;
+	for (size_t i = 0; i < r->ncur; i++) {
+		if (r->cur[i].fetch)
+			return REC_REPLY;
+		ready = ready && r->cur[i].sub->room->ready;
+	}
+	return ready ? REC_READY : REC_POLL;
+}
+
 static void rec_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-	bool progressed = false;
+	bool progressed = false, polling = false;
 	struct sio_conn *c = recovering, *next;
 	for (; c; c = next) {
 		next = c->more->rec->next;
-		if (sio_backlog(&c->root) >= REC_QUEUE_LOW)
+		int state = rec_wait_state(c);
+		polling = polling || state == REC_POLL;
+		if (state != REC_READY)
 			continue;
 		progressed = true;
 		rec_step(c);
 	}
 	ev_idle_stop(loop, w);
-	if (recovering && !progressed) {
+	if (progressed) {
+		rec_schedule();
+	} else if (polling) {
 		ev_timer_set(&rec_wait, 0.005, 0);
 		ev_timer_start(loop, &rec_wait);
 	}
-	else
-		rec_schedule();
 }
 
 static void rec_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1068,37 +1202,21 @@ static bool room_recoverable(const char *room, int64_t joined, const char *epoch
 	return f.seq == joined + 1 || f.gpos <= offset;
 }
 
-static void connected(struct sio_conn *c, struct sio_sock *k, const uint8_t *sid,
-		      bool recovered);
-
-/* CONNECT to "/" with {pid, offset}: the same socket comes back, with every
- * room it had and what it missed. False (and nothing done) when it cannot. */
-static bool recover(struct sio_conn *c, const char *pid, json_t *offset_json)
+json_t *sio_session_recoverable(const char *pid, const char *user, int64_t offset)
 {
-	struct sio_sock *k = &c->root;
-	int64_t offset = 0;
-	if (json_is_string(offset_json)) {
-		char *end;
-		offset = strtoll(json_string_value(offset_json), &end, 10);
-		if (*end || offset < 0)
-			return false;
-	} else if (offset_json && !json_is_null(offset_json)) {
-		return false;
-	}
 	json_t *row = NULL;
-	uint8_t pid_id[SIO_ID_BYTES], sid_id[SIO_ID_BYTES];
-	if (id_read(pid, pid_id) < 0 || store_sio_get(worker.reader, pid, &row) != 1)
-		return false;
-	bool ok = false;
+	uint8_t id[SIO_ID_BYTES];
+	if (id_read(pid, id) < 0 || store_sio_get(worker.reader, pid, &row) != 1)
+		return NULL;
 	json_t *rooms = json_object_get(row, "rooms");
-	const char *user = json_string_value(json_object_get(row, "user"));
+	const char *owner = json_string_value(json_object_get(row, "user"));
 	int64_t updated = json_integer_value(json_object_get(row, "updated_ms"));
 	const char *sid = json_string_value(json_object_get(row, "sid"));
-	if (!sid || id_read(sid, sid_id) < 0 ||
+	if (!sid || id_read(sid, id) < 0 ||
 	    updated + (int64_t)worker.cfg->socketio_recovery_window * 1000 < now_ms())
-		goto done;
-	if ((user == NULL) != (k->claims.sub == NULL) || (user && strcmp(user, k->claims.sub)))
-		goto done;
+		goto fail;
+	if ((owner == NULL) != (user == NULL) || (owner && strcmp(owner, user)))
+		goto fail;
 	const char *name;
 	json_t *v;
 	json_object_foreach(rooms, name, v) {
@@ -1106,15 +1224,35 @@ static bool recover(struct sio_conn *c, const char *pid, json_t *offset_json)
 		const char *epoch = json_string_value(json_array_get(v, 1));
 		if (!acl_room_valid(name, strlen(name)) || !epoch ||
 		    !room_recoverable(name, joined, epoch, offset))
-			goto done;
+			goto fail;
 	}
-	ok = true;
-	memcpy(c->sid, sid_id, SIO_ID_BYTES);
-	memcpy(c->pid, pid_id, SIO_ID_BYTES);
+	json_t *out = json_pack("{s:s, s:O}", "sid", sid, "rooms", rooms);
+	json_decref(row);
+	return out;
+fail:
+	json_decref(row);
+	return NULL;
+}
+
+static void connected(struct sio_conn *c, struct sio_sock *k, const uint8_t *sid,
+		      bool recovered);
+
+/* "/" (opened) comes back as the session pid that sio_session_recoverable
+ * found in `session`: the same sid, every room it had (held) and what it
+ * missed after offset. -1 (and nothing done) when session is not one. */
+static int resume(struct sio_conn *c, const char *pid, json_t *session, int64_t offset)
+{
+	struct sio_sock *k = &c->root;
+	json_t *rooms = json_object_get(session, "rooms");
+	const char *sid = json_string_value(json_object_get(session, "sid"));
+	if (!json_is_object(rooms) || !sid || id_read(sid, c->sid) < 0 || id_read(pid, c->pid) < 0)
+		return -1;
 	connected(c, k, c->sid, true);
 	struct recovery *r = xcalloc(1, sizeof(*r));
 	r->offset = offset;
 	r->cur = xcalloc(json_object_size(rooms) + 1, sizeof(*r->cur));
+	const char *name;
+	json_t *v;
 	json_object_foreach(rooms, name, v) {
 		/* Rooms the token no longer allows stay behind. */
 		if (session_check_room(&k->claims, name, false) || find_sub(k, name) ||
@@ -1132,9 +1270,7 @@ static bool recover(struct sio_conn *c, const char *pid, json_t *offset_json)
 	rec_schedule();
 	log_debug("event=sio_recover sid=%s rooms=%zu offset=%lld", sid, r->ncur,
 		  (long long)offset);
-done:
-	json_decref(row);
-	return ok;
+	return 0;
 }
 
 /* ---- namespaces --------------------------------------------------------------------------- */
@@ -1318,6 +1454,102 @@ static void test_event(struct sio_sock *k, int64_t id, json_t *args, const struc
 		eio_send_binary(k->es, m->bins[i].data, m->bins[i].len);
 }
 
+/* "/" connects with claims (taken over): as session (recovered, see resume)
+ * when it is not NULL and can be resumed, else as a new socket. */
+static void root_open(struct sio_conn *c, struct jwt_claims *claims, const char *pid,
+		      json_t *session, int64_t offset)
+{
+	struct sio_sock *k = sock_open(c, &nsp_root, claims);
+	if (session && resume(c, pid, session, offset) == 0)
+		return;
+	randombytes_buf(c->sid, sizeof(c->sid));
+	randombytes_buf(c->pid, sizeof(c->pid));
+	connected(c, k, c->sid, false);
+}
+
+/* An edge's CONNECT of "/" waiting for the primary's answer. */
+struct ask_tag {
+	uint64_t sock;
+	struct jwt_claims claims;
+	char pid[SIO_ID_LEN + 1];
+	int64_t offset;
+};
+
+static void session_reply(struct conn *conn, uint64_t tag, int status, const char *json,
+			  size_t len)
+{
+	struct ask_tag *t = (struct ask_tag *)(uintptr_t)tag;
+	struct sio_conn *c = conn_find(t->sock);
+	json_t *session = status == 200 ? json_loadb(json, len, 0, NULL) : NULL;
+	if (status != 200 && status != 404)
+		log_debug("event=sio_recover_ask_failed status=%d", status);
+	if (c) {
+		c->asking = false;
+		root_open(c, &t->claims, t->pid, session, t->offset);
+	} else {
+		jwt_claims_free(&t->claims);
+	}
+	json_decref(session);
+	free(t);
+}
+
+/* An edge has no database: whether the session pid can be recovered is the
+ * primary's to say (GET /api/cluster/sio-session through the relay). "/" is
+ * connected when the answer comes; its packets wait meanwhile (the client
+ * sends none before the CONNECT reply). */
+static void ask_primary(struct sio_conn *c, struct jwt_claims *claims, const char *pid,
+			int64_t offset)
+{
+	struct ask_tag *t = xmalloc(sizeof(*t));
+	t->sock = eio_id(c->root.es);
+	t->claims = *claims;
+	snprintf(t->pid, sizeof(t->pid), "%s", pid);
+	t->offset = offset;
+	struct buf path = { 0 };
+	buf_printf(&path, "/api/cluster/sio-session?pid=%s&offset=%lld", pid, (long long)offset);
+	if (claims->sub) {
+		buf_appends(&path, "&user=");
+		http_url_encode(&path, claims->sub);
+	}
+	json_t *q = json_pack("{s:s, s:s, s:s%}", "op", "http", "method", "GET", "path", path.data,
+			      path.len);
+	char *text = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	buf_free(&path);
+	c->asking = true;
+	if (worker_request(NULL, (uint64_t)(uintptr_t)t, text, strlen(text), session_reply) < 0)
+		session_reply(NULL, (uint64_t)(uintptr_t)t, 503, NULL, 0);
+	free(text);
+}
+
+/* CONNECT to "/" with claims (taken over): recovered when auth's {pid, offset}
+ * name a session that can be, else new. */
+static void connect_root(struct sio_conn *c, struct jwt_claims *claims, json_t *auth)
+{
+	const char *pid = json_string_value(json_object_get(auth, "pid"));
+	json_t *offset_json = json_object_get(auth, "offset");
+	int64_t offset = 0;
+	uint8_t id[SIO_ID_BYTES];
+	/* Without an offset the socket had received nothing: all since it joined. */
+	if (json_is_string(offset_json)) {
+		char *end;
+		offset = strtoll(json_string_value(offset_json), &end, 10);
+		if (*end || offset < 0)
+			pid = NULL;
+	} else if (offset_json && !json_is_null(offset_json)) {
+		pid = NULL;
+	}
+	if (!recovery_on() || !pid || id_read(pid, id) < 0) {
+		root_open(c, claims, NULL, NULL, 0);
+	} else if (!worker.reader) {
+		ask_primary(c, claims, pid, offset);
+	} else {
+		json_t *session = sio_session_recoverable(pid, claims->sub, offset);
+		root_open(c, claims, pid, session, offset);
+		json_decref(session);
+	}
+}
+
 /* CONNECT to namespace name with its auth payload (NULL: none). */
 static void on_connect(struct sio_conn *c, const char *name, json_t *auth)
 {
@@ -1327,27 +1559,21 @@ static void on_connect(struct sio_conn *c, const char *name, json_t *auth)
 		connect_error(c->root.es, name, "Invalid namespace", NULL);
 		return;
 	}
-	if (sock_named(c, name))
-		return;     /* connected already */
+	if (sock_named(c, name) || (nsp == &nsp_root && c->asking))
+		return;     /* connected already, or connecting */
 	if (worker.cfg->socketio_test) {
 		connect_test(c, nsp, auth);
 		return;
 	}
 	if (authenticate(c, name, auth, &claims) < 0)
 		return;
-	struct sio_sock *k = sock_open(c, nsp, &claims);
-	if (k != &c->root) {
-		uint8_t sid[SIO_ID_BYTES];
-		randombytes_buf(sid, sizeof(sid));
-		connected(c, k, sid, false);
+	if (nsp == &nsp_root) {
+		connect_root(c, &claims, auth);
 		return;
 	}
-	const char *pid = json_string_value(json_object_get(auth, "pid"));
-	if (recovery_on() && pid && recover(c, pid, json_object_get(auth, "offset")))
-		return;
-	randombytes_buf(c->sid, sizeof(c->sid));
-	randombytes_buf(c->pid, sizeof(c->pid));
-	connected(c, k, c->sid, false);
+	uint8_t sid[SIO_ID_BYTES];
+	randombytes_buf(sid, sizeof(sid));
+	connected(c, sock_open(c, nsp, &claims), sid, false);
 }
 
 /* ---- packets -------------------------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 #include "buf.h"
 #include "eio.h"
@@ -38,5 +39,9 @@ void sio_hub_back(void);
 void sio_kick(uint64_t id, const char *reason);
 /* End of a loop turn: stores the sessions that changed (recovery). */
 void sio_flush(void);
+/* Whether the session pid can be recovered by user (NULL: anonymous) with
+ * everything up to offset received: {sid, rooms} (a new reference) when it
+ * can, else NULL. Reads the database: the primary answers for its edges. */
+json_t *sio_session_recoverable(const char *pid, const char *user, int64_t offset);
 
 #endif

@@ -94,8 +94,10 @@ function handle(c) {
     sockets.get(c.name).io.reconnection(false);
     break;
   case "resume": {
+    // url: reconnect to another server (another node of a cluster)
     const s = sockets.get(c.name);
     if (c.auth) s.auth = c.auth;
+    if (c.url) s.io.uri = c.url;
     s.io.reconnection(true);
     s.connect();
     break;

@@ -1,6 +1,7 @@
 """Scale-out on Redis, end to end: a real redis-server, a primary and two
 edges on loopback. Every client's sequence is checked for gaps and
 duplicates against the primary's database."""
+import json
 import os
 import signal
 import threading
@@ -272,7 +273,7 @@ def test_socketio_clients_on_an_edge(cluster):
     try:
         for name, transports in (("ws", ["websocket"]), ("poll", ["polling"])):
             c = d.connect(name, transports=transports, auth={"token": make_token(name)})
-            assert not c.get("recovered")   # recovery needs the primary's database
+            assert not c.get("recovered")   # a first connection is new
             ack = d.emit_ack(name, "subscribe", {"room": "race", "id": "s"})[0]
             assert ack["success"] is True and ack["room"] == "race:s", ack
         for i in range(3):
@@ -285,5 +286,103 @@ def test_socketio_clients_on_an_edge(cluster):
         pub = d.emit_ack("ws", "publish", {"room": "chat:s", "event": "said", "data": {"t": 1}})[0]
         assert pub["success"] is True and pub["seq"] == 1, pub
         assert stored_seqs(cluster, "chat:s") == [1]
+    finally:
+        d.close()
+
+
+# ---- Socket.IO connection state recovery on edges ---------------------------------------
+
+
+def sio_receiving(cluster, d):
+    """rita's socket "r" on d's node, in two rooms, with 2 events of each;
+    returns its state."""
+    from test_socketio import assert_exactly, expected, publish_both, recovery_setup
+    st = recovery_setup(d.herald, d)
+    publish_both(cluster.primary, 0, 2)
+    assert_exactly(d.wait_events("r", "odds", 4), expected(1, 2))
+    return st
+
+
+def assert_recovered_then_live(cluster, d, st, missed):
+    """"r" connects recovered, gets the `missed` events of each room published
+    after the first 2 exactly once in gpos order, then live ones."""
+    from test_socketio import assert_exactly, expected, publish_both
+    c = d.wait(lambda m: m["ev"] == "connect" and m["name"] == "r", 20)
+    assert c["recovered"] is True and c["id"] == st["id"], c
+    assert_exactly(d.wait_events("r", "odds", 2 * missed), expected(3, missed))
+    publish_both(cluster.primary, 2 + missed, 1)
+    assert_exactly(d.wait_events("r", "odds", 2), expected(3 + missed, 1))
+    time.sleep(0.3)
+    assert d.events("r", "odds") == []
+
+
+def test_socketio_recovery_from_one_edge_on_another(cluster):
+    """More missed than the Redis streams hold (100 a room) and than one
+    history request brings (256): the oldest come from the primary's history,
+    in several chunks, merged in gpos order over both rooms."""
+    from test_socketio import Driver, publish_both
+    a, b = cluster.edges
+    d = Driver(a)
+    try:
+        st = sio_receiving(cluster, d)
+        d.send(cmd="pause", name="r")
+        d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "r")
+        publish_both(cluster.primary, 2, 300)
+        d.send(cmd="resume", name="r", url=f"http://127.0.0.1:{b.port}")
+        assert_recovered_then_live(cluster, d, st, 300)
+        conns = b.api("GET", "/api/connections").json()
+        assert "rita" in json.dumps(conns), conns   # b holds it now
+    finally:
+        d.close()
+
+
+def test_socketio_recovery_on_an_edge_after_its_workers_are_killed(cluster):
+    from test_socketio import Driver, publish_both
+    a = cluster.edges[0]
+    d = Driver(a)
+    try:
+        st = sio_receiving(cluster, d)
+        d.send(cmd="noreconnect", name="r")
+        for pid in a.workers_pids():
+            os.kill(pid, signal.SIGKILL)
+        d.wait(lambda m: m["ev"] == "disconnect" and m["name"] == "r")
+        a.wait_ready()
+        publish_both(cluster.primary, 2, 3)
+        d.send(cmd="resume", name="r")
+        assert_recovered_then_live(cluster, d, st, 3)
+    finally:
+        d.close()
+
+
+def test_socketio_recovery_on_an_edge_refused(cluster):
+    """An unknown pid, or another user's, connects unrecovered, as new; the
+    primary's route says why."""
+    from test_socketio import Driver, recovery_setup
+    a, b = cluster.edges
+    d = Driver(a)
+    try:
+        st = recovery_setup(a, d)
+        route = "/api/cluster/sio-session?pid=" + st["pid"]
+        ok = cluster.primary.api("GET", route + "&user=rita")
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["sid"] == st["id"]
+        assert {"race:r1", "race:r2"} <= set(ok.json()["rooms"]), ok.text
+        for q in ("&user=mallory", ""):
+            assert cluster.primary.api("GET", route + q).status_code == 404, q
+        assert cluster.primary.api("GET", route + "&offset=x").status_code == 400
+        unknown = "/api/cluster/sio-session?pid=" + "ab" * 10 + "&user=rita"
+        assert cluster.primary.api("GET", unknown).status_code == 404
+        assert a.api("GET", route + "&user=rita").status_code == 404   # the primary's only
+        for name, user, pid in (("u", "rita", "ab" * 10), ("m", "mallory", st["pid"])):
+            d2 = Driver(b)
+            try:
+                c = d2.connect(name, transports=["websocket"],
+                               auth={"token": make_token(user), "pid": pid, "offset": "1"})
+                assert c["recovered"] is False and c["id"] != st["id"], c
+                assert d2.state(name)["pid"] not in (pid, st["pid"])
+                ack = d2.emit_ack(name, "subscribe", {"room": "race:r1"})[0]
+                assert ack["success"] is True, ack
+            finally:
+                d2.close()
     finally:
         d.close()
