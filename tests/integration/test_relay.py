@@ -294,7 +294,8 @@ def test_room_forgotten_after_the_last_worker_leaves(cluster):
         w.recv(IPC["IPC_DELIVER"], timeout=0.3)           # it left
     w2.close()                                            # its link gone: its rooms too
     assert wait_until(lambda: subscribers() == 0, timeout=5)
-    assert edge.api("GET", "/api/stats").json()["relay"]["rooms_followed"] == 0
+    assert wait_until(lambda: edge.api("GET", "/api/stats").json()["relay"]["rooms_followed"] == 0,
+                      timeout=5)
     w.close()
 
 
