@@ -140,6 +140,17 @@ void cluster_link_flush(struct cluster_link *l)
 		redisAsyncHandleWrite(l->ac);
 }
 
+void cluster_disconnect(struct cluster_link *l, const char *user)
+{
+	if (!l->up)
+		return;
+	json_t *msg = json_pack("{s:s, s:s}", "op", "disconnect", "user", user);
+	char *text = json_dumps(msg, JSON_COMPACT);
+	redisAsyncCommand(l->ac, NULL, NULL, "PUBLISH %s %s", CLUSTER_KEY_CONTROL, text);
+	free(text);
+	json_decref(msg);
+}
+
 /* ---- the cluster view -------------------------------------------------------------- */
 
 void cluster_node_beat(struct cluster_link *l, const char *name, json_t *figures)

@@ -25,6 +25,7 @@ void cluster_key_log(char out[CLUSTER_KEY_MAX], const char *room);
 void cluster_key_node(char out[CLUSTER_KEY_MAX], const char *name);
 void cluster_key_users(char out[CLUSTER_KEY_MAX], const char *name);
 #define CLUSTER_ROOM_PREFIX "herald:room:"
+#define CLUSTER_KEY_CONTROL "herald:control"  /* channel: {"op":"disconnect","user":U} */
 
 /* A connection to cluster_redis. It is "up" once connected and the database
  * selected; when it drops, on_down is called and it reconnects every
@@ -49,6 +50,10 @@ void cluster_link_open(struct cluster_link *l, struct ev_loop *loop, const struc
 void cluster_link_close(struct cluster_link *l);
 /* Writes what is queued on l without waiting (before the process exits). */
 void cluster_link_flush(struct cluster_link *l);
+
+/* Tells every edge to disconnect user's connections (a pub/sub message:
+ * an edge cut off from Redis at that moment does not hear it). */
+void cluster_disconnect(struct cluster_link *l, const char *user);
 
 /* ---- the cluster view -------------------------------------------------------------- */
 

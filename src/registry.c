@@ -259,6 +259,11 @@ static int kick_where(const char *user, uint64_t id)
 	return n;
 }
 
+int registry_kick_user(const char *user)
+{
+	return kick_where(user, 0);
+}
+
 bool registry_request(struct link *l, uint64_t req, const char *op, json_t *q)
 {
 	const char *user = json_string_value(json_object_get(q, "user"));
@@ -273,8 +278,14 @@ bool registry_request(struct link *l, uint64_t req, const char *op, json_t *q)
 		}
 		hub_reply_json(l, req, 200, json_pack("{s:o}", "connections", arr));
 	} else if (strcmp(op, "disconnect") == 0) {
+		/* A user is disconnected on every node of a cluster: an edge leaves
+		 * it to the primary, which tells the edges through Redis. */
+		if (user && hub.edge)
+			return false;
 		uint64_t id = (uint64_t)json_integer_value(json_object_get(q, "id"));
 		int n = user ? kick_where(user, 0) : kick_where(NULL, id);
+		if (user && hub.cfg->cluster_redis)
+			cluster_disconnect(&hub.redis, user);
 		if (!user && n == 0)
 			hub_reply_error(l, req, 404, "not_found", "no such connection");
 		else

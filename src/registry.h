@@ -32,5 +32,7 @@ void registry_stats(json_t *stats);
 
 /* Ops: connections, disconnect. */
 hub_request_fn registry_request;
+/* Closes every connection of user here (4008); returns how many. */
+int registry_kick_user(const char *user);
 
 #endif

@@ -545,6 +545,20 @@ static void batch_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 /* ---- Redis ---------------------------------------------------------------------- */
 
+/* A message of the primary's to every edge: a user's disconnect. */
+static void control(const redisReply *m)
+{
+	if (strcmp(m->element[0]->str, "message") != 0 || m->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	json_t *v = json_loadb(m->element[2]->str, m->element[2]->len, 0, NULL);
+	const char *op = json_string_value(json_object_get(v, "op"));
+	const char *user = json_string_value(json_object_get(v, "user"));
+	if (op && user && strcmp(op, "disconnect") == 0)
+		log_info("event=disconnect_user user=%s connections=%d", user,
+			 registry_kick_user(user));
+	json_decref(v);
+}
+
 /* Every reply on the subscriber link: confirmations and messages. */
 static void sub_reply(redisAsyncContext *ac, void *reply, void *arg)
 {
@@ -553,6 +567,10 @@ static void sub_reply(redisAsyncContext *ac, void *reply, void *arg)
 	    m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_STRING)
 		return;
 	const char *channel = m->element[1]->str;
+	if (strcmp(channel, CLUSTER_KEY_CONTROL) == 0) {
+		control(m);
+		return;
+	}
 	size_t plen = sizeof(CLUSTER_ROOM_PREFIX) - 1;
 	struct relay_room *r = strncmp(channel, CLUSTER_ROOM_PREFIX, plen) == 0
 			       ? room_find(channel + plen) : NULL;
@@ -581,6 +599,7 @@ static void sub_reply(redisAsyncContext *ac, void *reply, void *arg)
 
 static void sub_up(struct cluster_link *l)
 {
+	redisAsyncCommand(rl.sub.ac, sub_reply, NULL, "SUBSCRIBE %s", CLUSTER_KEY_CONTROL);
 	struct map_iter it = { 0 };
 	struct map_entry *e;
 	while ((e = map_next(&rl.rooms, &it)))

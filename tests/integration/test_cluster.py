@@ -386,3 +386,17 @@ def test_socketio_recovery_on_an_edge_refused(cluster):
                 d2.close()
     finally:
         d.close()
+
+
+def test_disconnecting_a_user_closes_it_on_every_node(cluster):
+    a, b = cluster.edges
+    tok = make_token("mallory")
+    theirs = [cluster.primary.client(token=tok), a.client(token=tok), b.client(token=tok)]
+    other = a.client(token=make_token("olivia"))
+    # Through an edge's API: the primary disconnects and tells every edge.
+    r = b.api("POST", "/api/users/mallory/disconnect")
+    assert r.status_code == 200, r.text
+    for cl in theirs:
+        assert cl.expect_close(timeout=10) == 4008
+    assert other.call("ping")["type"] == "pong"
+    other.close()
