@@ -187,41 +187,78 @@ static bool replay_chunk_end(struct sub *s, int n, bool paused)
 	return true;
 }
 
-/* ---- replay on an edge: history from the relay ------------------------------------ */
+/* ---- history from the relay (an edge) ---------------------------------------------- */
 
-/* A subscription's history request to the relay and, when it failed, the wait
- * before the next. A subscription dropped while its request is out leaves it
- * behind (sub NULL) for the reply to free. */
-struct replay_fetch {
-	struct sub *sub;
+/* A request for a room's history to the relay, in the hub's place, and when
+ * it failed the wait before the next. An owner that goes away while the
+ * request is out leaves it behind (owner NULL) for the reply to free. */
+struct history_fetch {
+	struct history_fetch **owner;  /* the owner's pointer to it */
+	history_fetch_fn fn;
+	void *arg;
+	void (*wake)(void);
 	ev_timer retry;
 };
 
+/* The fetch is over: the owner may ask again. */
+static void fetch_end(struct history_fetch *f)
+{
+	*f->owner = NULL;
+	void (*wake)(void) = f->wake;
+	free(f);
+	wake();
+}
+
 static void fetch_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct replay_fetch *f = w->data;
-	f->sub->fetch = NULL;
-	free(f);
-	replay_schedule();
+	fetch_end(w->data);
 }
 
-static void fetch_retry(struct replay_fetch *f)
+static void fetch_reply(struct conn *c, uint64_t tag, int status, const char *body, size_t len)
 {
+	struct history_fetch *f = (struct history_fetch *)(uintptr_t)tag;
+	if (!f->owner) {
+		free(f);
+	} else if (status != 200 || !f->fn(f->arg, body, len)) {
+		/* The relay logs an unreachable primary, once rather than per owner. */
+		log_debug("event=history_fetch_failed status=%d", status);
+		ev_timer_start(worker.loop, &f->retry);
+	} else {
+		fetch_end(f);
+	}
+}
+
+void history_fetch(struct history_fetch **owner, const char *room, int64_t after, int limit,
+		   history_fetch_fn fn, void *arg, void (*wake)(void))
+{
+	char q[ROOM_MAX + 96];
+	/* Valid room names need no escaping in JSON. */
+	int n = snprintf(q, sizeof(q), "{\"op\":\"history\",\"room\":\"%s\",\"after\":%lld,"
+			 "\"limit\":%d}", room, (long long)after, limit);
+	struct history_fetch *f = xcalloc(1, sizeof(*f));
+	*f = (struct history_fetch){ .owner = owner, .fn = fn, .arg = arg, .wake = wake };
 	ev_timer_init(&f->retry, fetch_retry_cb, FETCH_RETRY, 0);
 	f->retry.data = f;
-	ev_timer_start(worker.loop, &f->retry);
+	*owner = f;
+	if (worker_request(NULL, (uint64_t)(uintptr_t)f, q, (size_t)n, fetch_reply) < 0)
+		ev_timer_start(worker.loop, &f->retry);
 }
 
-/* s is going: a request out is left to its reply, a retry is called off. */
-static void fetch_cancel(struct replay_fetch *f)
+void history_fetch_cancel(struct history_fetch **owner)
 {
+	struct history_fetch *f = *owner;
+	if (!f)
+		return;
+	*owner = NULL;
 	if (ev_is_active(&f->retry)) {
 		ev_timer_stop(worker.loop, &f->retry);
 		free(f);
 	} else {
-		f->sub = NULL;
+		f->owner = NULL;
 	}
 }
+
+/* ---- replay on an edge ------------------------------------------------------------- */
 
 struct frames_ctx {
 	struct replay_ctx rc;
@@ -249,51 +286,19 @@ static int replay_frame(const struct room_msg *m, void *arg)
 	return replay_send(&fc->rc, m->seq, fc->rc.frame.data, fc->rc.frame.len);
 }
 
-/* Replays to s the frames of a history reply. Returns -1 when one is malformed. */
-static int replay_frames(struct sub *s, const char *body, size_t len)
+/* Replays to s the frames of a history reply: false when one is malformed. */
+static bool replay_frames(void *arg, const char *body, size_t len)
 {
+	struct sub *s = arg;
 	struct frames_ctx fc = { .rc = { .sub = s } };
 	int rc = room_frames_each(s->room->name, body, len, replay_frame, &fc);
 	buf_free(&fc.rc.frame);
 	if (rc < 0) {
 		log_warn("event=replay_frames_malformed room=%s", s->room->name);
-		return -1;
+		return false;
 	}
 	replay_chunk_end(s, fc.n, fc.rc.paused);
-	return 0;
-}
-
-static void fetch_reply(struct conn *c, uint64_t tag, int status, const char *body, size_t len)
-{
-	struct replay_fetch *f = (struct replay_fetch *)(uintptr_t)tag;
-	struct sub *s = f->sub;
-	if (!s) {
-		free(f);
-		return;
-	}
-	if (status != 200 || replay_frames(s, body, len) < 0) {
-		/* The relay logs an unreachable primary, once rather than per subscription. */
-		log_debug("event=replay_fetch_failed room=%s status=%d", s->room->name, status);
-		fetch_retry(f);
-		return;
-	}
-	s->fetch = NULL;
-	free(f);
-	replay_schedule();
-}
-
-/* Asks the relay, in the hub's place, for the next chunk of s's history. */
-static void fetch_start(struct sub *s)
-{
-	char q[ROOM_MAX + 96];
-	/* Valid room names need no escaping in JSON. */
-	int n = snprintf(q, sizeof(q), "{\"op\":\"history\",\"room\":\"%s\",\"after\":%lld,"
-			 "\"limit\":%d}", s->room->name, (long long)s->sent_seq, REPLAY_CHUNK);
-	struct replay_fetch *f = xcalloc(1, sizeof(*f));
-	f->sub = s;
-	s->fetch = f;
-	if (worker_request(NULL, (uint64_t)(uintptr_t)f, q, (size_t)n, fetch_reply) < 0)
-		fetch_retry(f);
+	return true;
 }
 
 /* ---- replay ------------------------------------------------------------------------ */
@@ -302,7 +307,8 @@ static void fetch_start(struct sub *s)
 static bool replay_step(struct sub *s)
 {
 	if (!worker.reader && s->sent_seq < s->room->last_seq) {
-		fetch_start(s);
+		history_fetch(&s->fetch, s->room->name, s->sent_seq, REPLAY_CHUNK, replay_frames, s,
+			      replay_schedule);
 		return false;
 	}
 	struct replay_ctx rc = { .sub = s };
@@ -475,8 +481,7 @@ void room_unsubscribe(struct sub *s)
 	struct room *r = s->room;
 	if (s->replaying)
 		replay_remove(s);
-	if (s->fetch)
-		fetch_cancel(s->fetch);
+	history_fetch_cancel(&s->fetch);
 	for (size_t i = 0; i < nwaiting; i++) {
 		if (waiting[i].sub == s) {
 			waiting[i] = waiting[--nwaiting];

@@ -14,7 +14,7 @@
 
 struct conn;
 struct room;
-struct replay_fetch;
+struct history_fetch;
 struct sio_sock;
 
 /* One connection's subscription to one room (one per idle connection at
@@ -37,7 +37,7 @@ struct sub {
 	bool held;               /* recovering: sio.c merges its history itself */
 	char *req_id;            /* the subscribe's id (JSON text), or NULL */
 	struct sub *replay_next; /* on the list of subscriptions replaying */
-	struct replay_fetch *fetch;  /* edge: its history request or retry, or NULL */
+	struct history_fetch *fetch; /* edge: its history request or retry, or NULL */
 };
 
 struct room {
@@ -106,6 +106,16 @@ bool room_msg_decode(struct ipc_reader *r, char name[ROOM_MAX + 1],
  * Returns 0, or -1 when a frame is malformed or of another room. */
 int room_frames_each(const char *room, const char *body, size_t len,
 		     int (*fn)(const struct room_msg *m, void *arg), void *arg);
+/* On an edge, asks the relay for room's messages after seq `after` (at most
+ * limit) and sets *owner while the request or its retry is on. fn gets the
+ * reply's frames and says whether they were usable; when not (or the relay
+ * could not answer) the request is made again after a second. Once it is
+ * over, *owner is NULL again and wake() is called. */
+typedef bool (*history_fetch_fn)(void *arg, const char *body, size_t len);
+void history_fetch(struct history_fetch **owner, const char *room, int64_t after, int limit,
+		   history_fetch_fn fn, void *arg, void (*wake)(void));
+/* The owner is going: its request is dropped (a reply coming later is ignored). */
+void history_fetch_cancel(struct history_fetch **owner);
 /* The Socket.IO packet of a delivered message for subscribers of namespace
  * nsp, built from its slices (with its gpos as offset when recovery is on). */
 void room_msg_sio_packet(struct buf *b, const char *nsp, const char *room,

@@ -34,7 +34,6 @@
 #define SIO_ID_LEN (2 * SIO_ID_BYTES)    /* as hex text */
 #define REC_CHUNK 256                    /* rows per history read while recovering */
 #define REC_QUEUE_LOW (256 * 1024)       /* read more when less than this is queued */
-#define REC_RETRY 1.0                    /* edge: seconds before asking the relay again */
 #define ALIAS_MAX 64
 
 struct rec_row {
@@ -50,7 +49,7 @@ struct rec_cursor {
 	struct rec_row *rows;
 	size_t n, i;
 	bool done;                           /* nothing more can be read */
-	struct rec_fetch *fetch;             /* edge: its history request or retry, or NULL */
+	struct history_fetch *fetch;         /* edge: its history request or retry, or NULL */
 };
 
 /* Connection state recovery in progress: the missed messages of every room,
@@ -916,40 +915,6 @@ static void rec_cursor_clear(struct rec_cursor *c)
 
 /* ---- recovery on an edge: history from the relay ------------------------------------------- */
 
-/* A cursor's history request to the relay and, when it failed, the wait
- * before the next. A cursor freed while its request is out leaves it behind
- * (cur NULL) for the reply to free. */
-struct rec_fetch {
-	struct rec_cursor *cur;
-	ev_timer retry;
-};
-
-static void rec_fetch_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct rec_fetch *f = w->data;
-	f->cur->fetch = NULL;
-	free(f);
-	rec_schedule();
-}
-
-static void rec_fetch_retry(struct rec_fetch *f)
-{
-	ev_timer_init(&f->retry, rec_fetch_retry_cb, REC_RETRY, 0);
-	f->retry.data = f;
-	ev_timer_start(worker.loop, &f->retry);
-}
-
-/* The cursor is going: a request out is left to its reply, a retry is called off. */
-static void rec_fetch_cancel(struct rec_fetch *f)
-{
-	if (ev_is_active(&f->retry)) {
-		ev_timer_stop(worker.loop, &f->retry);
-		free(f);
-	} else {
-		f->cur = NULL;
-	}
-}
-
 /* One message of the relay's reply as a row of c, as rec_row_cb makes one of
  * a stored message. */
 static int rec_frame(const struct room_msg *m, void *arg)
@@ -970,46 +935,21 @@ static int rec_frame(const struct room_msg *m, void *arg)
 	return 0;
 }
 
-static void rec_fetch_reply(struct conn *conn, uint64_t tag, int status, const char *body,
-			    size_t len)
+/* The relay's reply for c as its next rows: false when a frame is malformed. */
+static bool rec_frames(void *arg, const char *body, size_t len)
 {
-	struct rec_fetch *f = (struct rec_fetch *)(uintptr_t)tag;
-	struct rec_cursor *c = f->cur;
-	if (!c) {
-		free(f);
-		return;
-	}
+	struct rec_cursor *c = arg;
 	c->rows = xcalloc(REC_CHUNK, sizeof(*c->rows));
-	if (status != 200 || room_frames_each(c->sub->room->name, body, len, rec_frame, c) < 0) {
-		/* The relay logs an unreachable primary, once rather than per socket. */
-		log_debug("event=sio_recover_fetch_failed room=%s status=%d", c->sub->room->name,
-			  status);
+	if (room_frames_each(c->sub->room->name, body, len, rec_frame, c) < 0) {
 		rec_cursor_clear(c);
-		rec_fetch_retry(f);
-		return;
+		return false;
 	}
 	if (c->n == 0) {
 		/* Gone meanwhile (pruned): live from the room's last seq. */
 		c->done = true;
 		c->after = c->sub->room->last_seq;
 	}
-	c->fetch = NULL;
-	free(f);
-	rec_schedule();
-}
-
-/* Asks the relay, in the hub's place, for the next rows of c. */
-static void rec_fetch_start(struct rec_cursor *c)
-{
-	char q[ROOM_MAX + 96];
-	/* Valid room names need no escaping in JSON. */
-	int n = snprintf(q, sizeof(q), "{\"op\":\"history\",\"room\":\"%s\",\"after\":%lld,"
-			 "\"limit\":%d}", c->sub->room->name, (long long)c->after, REC_CHUNK);
-	struct rec_fetch *f = xcalloc(1, sizeof(*f));
-	f->cur = c;
-	c->fetch = f;
-	if (worker_request(NULL, (uint64_t)(uintptr_t)f, q, (size_t)n, rec_fetch_reply) < 0)
-		rec_fetch_retry(f);
+	return true;
 }
 
 /* ---- the merge ---------------------------------------------------------------------------- */
@@ -1026,8 +966,7 @@ static void rec_free(struct sio_conn *c)
 		}
 	}
 	for (size_t i = 0; i < r->ncur; i++) {
-		if (r->cur[i].fetch)
-			rec_fetch_cancel(r->cur[i].fetch);
+		history_fetch_cancel(&r->cur[i].fetch);
 		rec_cursor_clear(&r->cur[i]);
 	}
 	free(r->cur);
@@ -1061,7 +1000,7 @@ static bool rec_refill(struct rec_cursor *c)
 	if (c->fetch || c->done || c->after >= room->last_seq)
 		return false;
 	if (!worker.reader) {
-		rec_fetch_start(c);
+		history_fetch(&c->fetch, room->name, c->after, REC_CHUNK, rec_frames, c, rec_schedule);
 		return false;
 	}
 	c->rows = xcalloc(REC_CHUNK, sizeof(*c->rows));
